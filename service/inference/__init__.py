@@ -1,0 +1,1 @@
+"""The inference seam: tokenise on the client, run a named model on a backend, post-process."""

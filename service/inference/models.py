@@ -1,0 +1,118 @@
+"""Encoder and pair scorer: tokenise → backend.infer (in length-sorted sub-batches) → post-process.
+
+These are the only callers of a backend, so everything above them (pipelines, indexer,
+evaluation) is independent of whether ONNX Runtime or Triton runs the model.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from service.inference.base import InferenceBackend
+from service.inference.tokenize import TextTokenizer, length_sorted_chunks
+from service.ranking.ordinal import OrdinalScores, from_cumulative_logits, sigmoid
+
+
+@lru_cache(maxsize=16)
+def _tokenizer(path: Path, max_tokens: int) -> TextTokenizer:
+    return TextTokenizer(path, max_tokens=max_tokens)
+
+
+def _card(repo: Path, model: str, version: str) -> dict:
+    import json
+
+    card_path = repo / model / version / "shoprank.json"
+    return json.loads(card_path.read_text()) if card_path.exists() else {}
+
+
+class _RepoModel:
+    """A named model of the repository whose tokenizer and card follow the served version."""
+
+    def __init__(self, backend: InferenceBackend, repo: Path, model: str, *, max_tokens: int, sub_batch: int) -> None:
+        self.backend = backend
+        self.repo = repo
+        self.model = model
+        self.max_tokens = max_tokens
+        self.sub_batch = sub_batch
+
+    @property
+    def version(self) -> str:
+        return self.backend.model_info(self.model).version
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.model}:{self.version}"
+
+    @property
+    def card(self) -> dict:
+        return _card(self.repo, self.model, self.version)
+
+    def tokenizer(self) -> TextTokenizer:
+        return _tokenizer(self.repo / self.model / self.version / "tokenizer.json", self.max_tokens)
+
+    def _run_sorted(self, tok: TextTokenizer, texts: Sequence[str], pairs: Sequence[str] | None, extra: dict | None = None):
+        """Run the model over length-sorted sub-batches and return outputs in input order."""
+        lengths = tok.lengths(texts, pairs)
+        out: dict[str, np.ndarray] = {}
+        for idx in length_sorted_chunks(lengths, size=self.sub_batch):
+            batch = tok([texts[i] for i in idx], None if pairs is None else [pairs[i] for i in idx])
+            if extra:
+                batch.update({k: v[idx] for k, v in extra.items()})
+            result = self.backend.infer(self.model, batch)
+            for name, value in result.items():
+                if name not in out:
+                    out[name] = np.empty((len(texts), *value.shape[1:]), dtype=value.dtype)
+                out[name][idx] = value
+        return out
+
+
+class Encoder(_RepoModel):
+    """Texts → L2-normalised embeddings, cut to the served Matryoshka dimension."""
+
+    def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, dim: int) -> None:
+        super().__init__(backend, repo, model, max_tokens=max_tokens, sub_batch=sub_batch)
+        self.dim = dim
+
+    def encode(self, texts: Sequence[str], *, kind: str = "item") -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        prefix = self.card.get("prefixes", {}).get(kind, "")
+        texts = [prefix + t for t in texts] if prefix else list(texts)
+        emb = self._run_sorted(self.tokenizer(), texts, None)["embedding"][:, : self.dim]
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        return (emb / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class PairHeads:
+    """Ranker read-outs for a batch of pairs: ordinal relevance and engagement probabilities."""
+
+    def __init__(self, relevance: OrdinalScores, ctr: np.ndarray, cvr: np.ndarray) -> None:
+        self.relevance = relevance
+        self.ctr = ctr
+        self.cvr = cvr
+
+
+class PairScorer(_RepoModel):
+    """(left, right) text pairs → ordinal relevance + CTR/CVR for an entity-pair task."""
+
+    def tasks(self) -> list[str]:
+        return list(self.card.get("tasks", ["query_item"]))
+
+    def score(self, lefts: Sequence[str], rights: Sequence[str], *, task: str = "query_item") -> PairHeads:
+        if not lefts:
+            empty = np.zeros(0)
+            return PairHeads(OrdinalScores(empty, empty), empty, empty)
+        card = self.card
+        prefix = card.get("task_prefixes", {}).get(task, "")
+        lefts = [prefix + t for t in lefts] if prefix else list(lefts)
+        extra = None
+        if "task_id" in self.backend.model_info(self.model).input_names:
+            task_index = card.get("tasks", ["query_item"]).index(task)
+            extra = {"task_id": np.full(len(lefts), task_index, dtype=np.int64)}
+        out = self._run_sorted(self.tokenizer(), lefts, list(rights), extra)
+        engagement = sigmoid(out["engagement_logits"])
+        return PairHeads(from_cumulative_logits(out["relevance_logits"]), engagement[:, 0], engagement[:, 1])

@@ -1,0 +1,90 @@
+"""The one typed settings object for ShopRank (service, indexer and CLI).
+
+Read once at start-up (``Settings()``) and passed down; no other module reads the
+environment. Every name is ``SHOPRANK_<FIELD>`` in upper case; the public ones are
+listed in ``shared/API.md`` and the README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WeightProfile(BaseModel):
+    """Weights of the unified value model: score = Σ w·head / Σ w (heads in [0, 1])."""
+
+    relevance: float = Field(1.0, ge=0)
+    ctr: float = Field(0.0, ge=0)
+    cvr: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _not_all_zero(self) -> "WeightProfile":
+        if self.relevance + self.ctr + self.cvr <= 0:
+            raise ValueError("at least one weight must be positive")
+        return self
+
+
+DEFAULT_PROFILES: dict[str, WeightProfile] = {
+    "default": WeightProfile(relevance=1.0, ctr=0.3, cvr=0.3),
+    "relevance": WeightProfile(relevance=1.0, ctr=0.0, cvr=0.0),
+    "engagement": WeightProfile(relevance=0.3, ctr=1.0, cvr=1.0),
+}
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with production-safe defaults for a laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPRANK_", extra="ignore")
+
+    # --- where the API listens
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+
+    # --- inference seam
+    inference: Literal["embedded", "triton"] = "embedded"
+    triton_url: str = "127.0.0.1:8001"
+    triton_timeout_s: float = 5.0
+    triton_retries: int = 2
+    model_repo: Path = Path("model_repo")
+    encoder_model: str = "encoder"
+    ranker_model: str = "ranker"
+    intra_op_threads: int = 2
+    inference_sub_batch: int = 32
+    query_max_tokens: int = 32
+    item_max_tokens: int = 64
+    pair_max_tokens: int = 64
+
+    # --- index seam
+    embedding_dim: int = 384
+    index_kind: Literal["flat", "ivf", "hnsw"] = "flat"
+    index_nprobe: int = 32
+    index_ef_search: int = 64
+    state_dir: Path = Path("var")
+    data_dir: Path = Path("data")
+    catalogue_limit: int | None = None
+
+    # --- engines for scale (unset = in-process)
+    kafka_bootstrap: str | None = None
+    kafka_topic: str = "item-updates"
+    kafka_dlq_topic: str = "item-updates.dlq"
+    kafka_vectors_topic: str = "item-vectors"
+    kafka_group: str = "shoprank-indexer"
+    redis_url: str | None = None
+    api_key: str | None = None
+
+    # --- request limits (validated at the edge)
+    max_text_chars: int = 512
+    max_query_chars: int = 256
+    max_k: int = 200
+    max_candidates: int = 200
+    max_attributes: int = 64
+
+    # --- ranking / keyphrases
+    profiles: dict[str, WeightProfile] = Field(default_factory=lambda: dict(DEFAULT_PROFILES))
+    keyphrase_min_relevance: float = Field(0.5, ge=0, le=1)
+    keyphrase_candidates_factor: int = Field(3, ge=1)

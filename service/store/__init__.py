@@ -1,0 +1,1 @@
+"""Item documents, per-item versions and the keyphrase recommendation cache."""

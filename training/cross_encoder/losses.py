@@ -1,0 +1,25 @@
+"""Ranker losses: soft cumulative BCE for the ordinal head, masked BCE for engagement heads."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def ordinal_loss(cumulative_logits: torch.Tensor, cumulative_targets: torch.Tensor) -> torch.Tensor:
+    """BCE on P(y≥1), P(y≥2) against soft targets whose expectation is the human mean."""
+    return F.binary_cross_entropy_with_logits(cumulative_logits, cumulative_targets)
+
+
+def expected_value_loss(cumulative_logits: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    """MSE between 1 + P(y≥1) + P(y≥2) and the raw 1–3 mean (the RMSE the public task reports)."""
+    probs = torch.sigmoid(cumulative_logits)
+    return F.mse_loss(1.0 + probs.sum(1), relevance)
+
+
+def engagement_loss(logits: torch.Tensor, ctr: torch.Tensor, cvr: torch.Tensor, cvr_mask: torch.Tensor) -> torch.Tensor:
+    """BCE on debiased simulated CTR, and on CVR where the pair was clicked at all."""
+    ctr_loss = F.binary_cross_entropy_with_logits(logits[:, 0], ctr)
+    cvr_each = F.binary_cross_entropy_with_logits(logits[:, 1], cvr, reduction="none")
+    cvr_loss = (cvr_each * cvr_mask).sum() / cvr_mask.sum().clamp(min=1.0)
+    return ctr_loss + cvr_loss

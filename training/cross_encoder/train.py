@@ -1,0 +1,134 @@
+"""Train the unified ranker on labelled pairs (+ simulated engagement) with a plain torch loop.
+
+sentence-transformers' CrossEncoder has one regression/classification head; the ordinal
+head with rank-consistent thresholds and the engagement heads need this small loop.
+Batches are length-grouped (padding is most of the cost on short texts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+from service.ranking.ordinal import cumulative_targets
+from training.base_model import base_model_path
+from training.cross_encoder.losses import engagement_loss, expected_value_loss, ordinal_loss
+from training.cross_encoder.model import UnifiedRanker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RankerConfig:
+    tasks: list[str] = field(default_factory=lambda: ["query_item"])
+    routing: str = "prefix"
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 5e-5
+    head_lr: float = 1e-3
+    warmup_ratio: float = 0.05
+    max_tokens: int = 64
+    w_ordinal: float = 1.0
+    w_expected: float = 1.0
+    w_engagement: float = 0.5
+    threads: int = 2
+    seed: int = 13
+
+    def task_prefixes(self) -> dict[str, str]:
+        """Text routing tokens; a single-task model needs none."""
+        if self.routing != "prefix" or len(self.tasks) == 1:
+            return {}
+        return {task: f"[{task}] " for task in self.tasks}
+
+
+def _length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    order = rng.permutation(len(lengths))
+    mega = batch_size * 50
+    batches = []
+    for start in range(0, len(order), mega):
+        chunk = order[start : start + mega]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Path:
+    """Rows need ``task, left, right, relevance, ctr, cvr, cvr_mask``; writes ``out_dir/{model.pt,config.json}``."""
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    base = base_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = UnifiedRanker(base, tasks=config.tasks, routing=config.routing)
+
+    prefixes = config.task_prefixes()
+    lefts = [prefixes.get(t, "") + s for t, s in zip(rows["task"], rows["left"])]
+    rights = rows["right"].tolist()
+    lengths = np.array([len(ids) for ids in tokenizer(lefts, rights, truncation=True, max_length=config.max_tokens)["input_ids"]])
+    task_ids = torch.tensor(rows["task"].map({t: i for i, t in enumerate(config.tasks)}).to_numpy(), dtype=torch.long)
+    cum = torch.tensor(cumulative_targets(rows["relevance"].to_numpy()), dtype=torch.float32)
+    relevance = torch.tensor(rows["relevance"].to_numpy(), dtype=torch.float32)
+    eng = torch.tensor(rows[["ctr", "cvr", "cvr_mask"]].to_numpy(dtype=np.float32))
+
+    head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    optimizer = torch.optim.AdamW(
+        [{"params": model.encoder.parameters(), "lr": config.lr}, {"params": head_params, "lr": config.head_lr}],
+        weight_decay=0.01,
+    )
+    steps_per_epoch = math.ceil(len(rows) / config.batch_size)
+    total_steps = max(1, int(steps_per_epoch * config.epochs))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * config.warmup_ratio), total_steps)
+
+    model.train()
+    step, started = 0, time.time()
+    bar = tqdm(total=total_steps, desc="ranker", mininterval=10)
+    while step < total_steps:
+        for idx in _length_grouped_batches(lengths, config.batch_size, rng):
+            if step >= total_steps:
+                break
+            batch = tokenizer([lefts[i] for i in idx], [rights[i] for i in idx], truncation=True,
+                              max_length=config.max_tokens, padding=True, return_tensors="pt")
+            rel_logits, eng_logits = model(**batch, task_id=task_ids[idx])
+            loss = (
+                config.w_ordinal * ordinal_loss(rel_logits, cum[idx])
+                + config.w_expected * expected_value_loss(rel_logits, relevance[idx])
+                + config.w_engagement * engagement_loss(eng_logits, eng[idx, 0], eng[idx, 1], eng[idx, 2])
+            )
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            bar.update(1)
+            if step % 100 == 0:
+                rate = step * config.batch_size / (time.time() - started)
+                bar.set_postfix(loss=f"{loss.item():.4f}", pairs_per_s=f"{rate:.0f}")
+                log.info("step %d/%d loss %.4f (%.0f pairs/s)", step, total_steps, loss.item(), rate)
+    bar.close()
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out_dir / "model.pt")
+    meta = asdict(config) | {"task_prefixes": prefixes, "train_pairs": len(rows), "train_seconds": round(time.time() - started, 1)}
+    (out_dir / "config.json").write_text(json.dumps(meta, indent=2))
+    tokenizer.save_pretrained(out_dir / "tokenizer")
+    return out_dir
+
+
+def load_ranker(out_dir: Path) -> tuple[UnifiedRanker, dict]:
+    meta = json.loads((out_dir / "config.json").read_text())
+    model = UnifiedRanker(base_model_path(), tasks=meta["tasks"], routing=meta["routing"])
+    model.load_state_dict(torch.load(out_dir / "model.pt", map_location="cpu"))
+    model.eval()
+    return model, meta
