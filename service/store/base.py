@@ -1,0 +1,73 @@
+"""The store seam: item documents with per-item versions, and the keyphrase recommendation cache.
+
+Implementations: ``memory.MemoryStore`` (in process, the embedded default) and
+``redis_store.RedisStore`` (``SHOPRANK_REDIS_URL`` set). Versions make writes idempotent:
+``put_item``/``delete_item`` with a version not newer than the stored one are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+
+class ItemDocument(BaseModel):
+    """What the service keeps about one item (the event's payload without its ``type``)."""
+
+    item_id: str
+    version: int = 0
+    title: str
+    category: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    price: float | None = None
+    updated_at: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The text the item tower embeds and the ranker reads."""
+        return f"{self.title} | {self.category}" if self.category else self.title
+
+
+class KeyphraseRecommendation(BaseModel):
+    keyphrase: str
+    score: float
+    p_partial_or_better: float
+    p_exact: float
+    expected: float
+    label: str
+
+
+class CachedRecommendations(BaseModel):
+    item_id: str
+    item_version: int
+    model_version: str
+    keyphrases: list[KeyphraseRecommendation]
+
+
+class ItemStore(Protocol):
+    def get_items(self, item_ids: list[str]) -> list[ItemDocument | None]: ...
+
+    def item_version(self, item_id: str) -> int | None:
+        """Latest version seen for the item, deletes included (tombstones keep their version)."""
+        ...
+
+    def put_items(self, docs: list[ItemDocument]) -> list[bool]:
+        """Store docs whose version is newer than the stored one; True where applied."""
+        ...
+
+    def delete_items(self, item_ids: list[str], versions: list[int]) -> list[bool]:
+        """Tombstone items at a version newer than the stored one; True where applied."""
+        ...
+
+    def item_ids_for_vectors(self, vector_ids: list[int]) -> list[str | None]:
+        """Resolve index ids (``stable_id(item_id)``) back to item ids."""
+        ...
+
+    def count(self) -> int: ...
+
+    def put_recommendations(self, recs: list[CachedRecommendations]) -> None: ...
+
+    def get_recommendations(self, item_id: str) -> CachedRecommendations | None: ...
+
+    def close(self) -> None: ...
