@@ -75,7 +75,23 @@ class Settings(BaseSettings):
     kafka_vectors_topic: str = "item-vectors"
     kafka_group: str = "shoprank-indexer"
     redis_url: str | None = None
+    redis_prefix: str = "shoprank:"
+    redis_timeout_s: float = 2.0
     api_key: str | None = None
+
+    # --- near-real-time indexing (indexer worker and replica follower; docs/indexing.md)
+    kafka_partitions: int = Field(4, ge=1)
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 2000
+    kafka_request_timeout_ms: int = 10000
+    max_event_bytes: int = Field(16_384, ge=256)
+    indexer_batch_max_events: int = Field(256, ge=1)
+    indexer_batch_max_wait_s: float = Field(0.1, gt=0)
+    indexer_metrics_port: int | None = None
+    indexer_recommendations: bool = True
+    replica_id: str | None = None
+    replica_snapshot_interval_s: float = Field(60.0, gt=0)
+    replica_poll_timeout_s: float = Field(0.05, gt=0)
 
     # --- request limits (validated at the edge)
     max_text_chars: int = 512
