@@ -1,0 +1,51 @@
+# ShopRank: `make run` serves the API on 127.0.0.1:8080; `make test` runs the whole test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is pinned to the CPU build that lies on this machine kind's disk (any other spelling pulls CUDA builds).
+TORCH := torch==2.13.0
+
+.PHONY: run serve prepare install install-serve test system-deps compose-check bench eval clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.all-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[train,dev]'
+	touch $@
+
+install-serve: $(VENV)/.serve-installed
+install: $(VENV)/.all-installed
+
+prepare: install-serve
+	$(BIN)/shoprank prepare
+
+run: prepare
+	$(BIN)/shoprank serve
+
+serve: run
+
+# Servers the integration tests start themselves (redis-server) and the compose validator.
+system-deps:
+	@command -v redis-server >/dev/null && command -v docker-compose >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server docker-compose >/dev/null; }
+
+compose-check: system-deps
+	bash .ci/compose-check.sh
+
+test: install system-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(MAKE) compose-check
+
+eval: install
+	$(BIN)/shoprank eval
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,91 @@
+"""Offline commands: ``shoprank train ranker``, ``shoprank export``, ``shoprank eval``, ``shoprank verify-data``.
+
+Registered on the ``shoprank`` typer app by ``service/cli.py``; heavy imports stay inside the commands so the
+serving CLI starts without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import typer
+
+from service.catalogue import HOME_DEPOT_SHA256, HOME_DEPOT_ZIP
+from service.settings import Settings
+
+train_app = typer.Typer(help="Train models on the vendored data (train split only).", no_args_is_help=True)
+
+
+def verify_data(data_dir: Path) -> None:
+    """Refuse to go on with a missing or altered data file."""
+    path = data_dir / HOME_DEPOT_ZIP
+    if not path.exists():
+        raise typer.BadParameter(f"{path} is missing: the data is vendored in the repository's data/ folder")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != HOME_DEPOT_SHA256:
+        raise typer.BadParameter(f"{path} has sha256 {digest}, expected {HOME_DEPOT_SHA256}")
+
+
+@train_app.command("ranker")
+def train_ranker_command(
+    out_dir: Path = typer.Option(Path("artifacts/ranker-v1"), help="where model.pt + config.json go"),
+    epochs: float = typer.Option(1.0, help="passes over the train split"),
+    limit: int = typer.Option(0, help="train on a random sample of this many pairs (0 = all)"),
+    threads: int = typer.Option(2, help="torch CPU threads"),
+) -> None:
+    """Train the first ranker: MiniLM + ordinal head (P(y≥1), P(y≥2)) + CTR/CVR heads (simulated engagement)."""
+    from training.cross_encoder.train import RankerConfig
+    from training.recipes import train_first_ranker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    verify_data(settings.data_dir)
+    train_first_ranker(data_dir=settings.data_dir, out_dir=out_dir,
+                       config=RankerConfig(epochs=epochs, threads=threads), limit=limit or None)
+
+
+def export_command(
+    ranker_dir: Path = typer.Option(None, help="a trained ranker artifact dir (model.pt + config.json)"),
+    encoder_source: str = typer.Option("", help="a sentence-transformers model dir; empty = zero-shot base model"),
+    version: int = typer.Option(1, help="version directory to write"),
+    fp32: bool = typer.Option(False, help="serve fp32 instead of int8 per-channel"),
+) -> None:
+    """Export the encoder (and a ranker, if given) as ONNX into the model repository."""
+    from training.export.onnx_export import export_encoder, export_ranker
+
+    settings = Settings()
+    export_encoder(repo=settings.model_repo, name=settings.encoder_model, version=version,
+                   source=encoder_source or None, int8=not fp32)
+    if ranker_dir:
+        export_ranker(artifact_dir=ranker_dir, repo=settings.model_repo, name=settings.ranker_model,
+                      version=version, int8=not fp32)
+
+
+def eval_command(
+    split: str = typer.Option("test", help="test (the held-out figures) or validation (for tuning)"),
+    out: Path = typer.Option(None, help="also write the markdown table here"),
+) -> None:
+    """NDCG@10 of BM25, the zero-shot encoder and the ranker; ranker RMSE, 3-level accuracy and macro-F1."""
+    from training.evaluate.ranking_report import evaluate_test_split, to_markdown
+
+    settings = Settings()
+    verify_data(settings.data_dir)
+    table = to_markdown(evaluate_test_split(settings, split=split))
+    typer.echo(table)
+    if out:
+        out.write_text(table + "\n")
+
+
+def verify_data_command() -> None:
+    """Check the vendored data file against its sha256."""
+    verify_data(Settings().data_dir)
+    typer.echo("data OK")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
+    app.command("export")(export_command)
+    app.command("eval")(eval_command)
+    app.command("verify-data")(verify_data_command)

@@ -1,0 +1,1 @@
+"""Held-out evaluation on the test split (never tuned on): ranking, regression and classification figures."""
