@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     index_kind: Literal["flat", "ivf", "hnsw"] = "flat"
     index_nprobe: int = 32
     index_ef_search: int = 64
+    index_nlist: int = 256  # IVF: upper bound on inverted lists (also ≤ first batch / 39)
+    index_hnsw_m: int = 32
+    index_build_batch: int = 256  # texts per encode call while building an index at start-up
     state_dir: Path = Path("var")
     data_dir: Path = Path("data")
     catalogue_limit: int | None = None
@@ -104,3 +107,4 @@ class Settings(BaseSettings):
     profiles: dict[str, WeightProfile] = Field(default_factory=lambda: dict(DEFAULT_PROFILES))
     keyphrase_min_relevance: float = Field(0.5, ge=0, le=1)
     keyphrase_candidates_factor: int = Field(3, ge=1)
+    keyphrase_cache_k: int = Field(20, ge=1)  # recommendations cached per item (requests with k ≤ this hit the cache)
