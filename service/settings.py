@@ -108,3 +108,13 @@ class Settings(BaseSettings):
     keyphrase_min_relevance: float = Field(0.5, ge=0, le=1)
     keyphrase_candidates_factor: int = Field(3, ge=1)
     keyphrase_cache_k: int = Field(20, ge=1)  # recommendations cached per item (requests with k ≤ this hit the cache)
+
+    # --- training: LLM teacher for `shoprank label` (any OpenAI-compatible /v1/chat/completions)
+    teacher_base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, OpenAI); unset = human labels
+    teacher_model: str = "gpt-4o-mini"
+    teacher_api_key: str | None = None
+    teacher_concurrency: int = Field(8, ge=1)
+    teacher_timeout_s: float = Field(30.0, gt=0)
+    teacher_max_retries: int = Field(5, ge=0)
+    teacher_backoff_s: float = Field(0.5, ge=0)  # first retry delay; doubles per attempt (with jitter)
+    teacher_cache_path: Path = Path("artifacts/teacher_cache.sqlite")
