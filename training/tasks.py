@@ -74,8 +74,8 @@ def item_item_rows(pairs: pd.DataFrame, *, max_rows: int | None = 12_000, max_pa
     Because the 3-level rule is monotone, ``label_from_raw(min(raw))`` = min of the two labels.
     Pairs where BOTH products are irrelevant to the query are dropped (they say nothing about how
     the two products relate), and so are pairs with identical titles. At most
-    ``max_pairs_per_query`` pairs per query (seeded); a product pair judged under several queries
-    keeps the mean of its per-query values; then at most ``max_rows`` rows (seeded).
+    ``max_pairs_per_query`` pairs per query (seeded); a title pair judged under several queries
+    (or through duplicate listings) keeps the mean of its values; then at most ``max_rows`` (seeded).
     """
     rng = np.random.default_rng(seed)
     joined = _self_join(pairs, on="query")
@@ -83,11 +83,12 @@ def item_item_rows(pairs: pd.DataFrame, *, max_rows: int | None = 12_000, max_pa
                     & (joined["title_a"] != joined["title_b"])]
     joined = joined.assign(draw=rng.random(len(joined)))
     joined = joined[joined.groupby("query")["draw"].rank(method="first") <= max_pairs_per_query]
-    joined = joined.assign(relevance=np.minimum(joined["relevance_a"], joined["relevance_b"]))
-    merged = joined.groupby(["item_id_a", "item_id_b"], sort=True).agg(
-        relevance=("relevance", "mean"), title_a=("title_a", "first"), title_b=("title_b", "first"))
-    merged = _cap(merged.reset_index(), max_rows=max_rows, seed=seed)
-    return _oriented("item_item", merged["title_a"], merged["title_b"], merged["relevance"].to_numpy(float), rng)
+    joined = joined.assign(relevance=np.minimum(joined["relevance_a"], joined["relevance_b"]),
+                           first=np.minimum(joined["title_a"], joined["title_b"]),
+                           second=np.maximum(joined["title_a"], joined["title_b"]))
+    merged = joined.groupby(["first", "second"], sort=True)["relevance"].mean().reset_index()
+    merged = _cap(merged, max_rows=max_rows, seed=seed)
+    return _oriented("item_item", merged["first"], merged["second"], merged["relevance"].to_numpy(float), rng)
 
 
 def query_query_rows(pairs: pd.DataFrame, *, max_rows: int | None = 6_000, negatives_per_positive: float = 0.5,
