@@ -1,0 +1,70 @@
+"""Command bodies of ``shoprank indexer run``, ``shoprank indexer recommend`` and ``shoprank produce-sample``.
+
+``service.cli`` registers them; ``python -m indexer`` runs the same app without the service CLI.
+Settings come from the environment (``SHOPRANK_*``) as everywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import typer
+
+from service.settings import Settings
+
+indexer_app = typer.Typer(help="Near-real-time indexing from Kafka (docs/indexing.md).", no_args_is_help=True)
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM / SIGINT finish the open batch, commit and exit cleanly."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@indexer_app.command("run")
+def run_indexer(
+    metrics_port: int = typer.Option(None, help="serve Prometheus metrics here (default: settings)"),
+    client_id: str = typer.Option(None, help="Kafka client id (default: indexer-<host>-<pid>)"),
+) -> None:
+    """Consume item-updates in the indexer group: validate, batch, embed, publish vectors, store, commit."""
+    from prometheus_client import start_http_server
+
+    from indexer.worker import build_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    port = metrics_port or settings.indexer_metrics_port
+    if port:
+        start_http_server(port, addr=settings.host)
+    worker = build_worker(settings, client_id=client_id)
+    typer.echo(f"indexer consuming {settings.kafka_topic} as {settings.kafka_group}", err=True)
+    worker.run(stop=_stop_on_signals())
+
+
+def produce_sample(
+    limit: int = typer.Option(1000, help="catalogue items to create"),
+    updates: int = typer.Option(200, help="random title updates after the creates"),
+    deletes: int = typer.Option(50, help="random deletes at the end"),
+    rate: float = typer.Option(0.0, help="events per second (0 = as fast as possible)"),
+    seed: int = typer.Option(0),
+    version_base: int = typer.Option(None, help="first version (default: now in ms, so replays are newer)"),
+) -> None:
+    """Replay a slice of the catalogue as item events on item-updates."""
+    from indexer.consumer import make_producer
+    from indexer.sample import produce, sample_events
+    from service.catalogue import load_catalogue
+    from service.kafka_admin import ensure_topics
+
+    settings = Settings()
+    ensure_topics(settings)
+    catalogue = load_catalogue(settings.data_dir, limit=limit)
+    producer = make_producer(settings, client_id="produce-sample")
+    events = sample_events(catalogue, updates=updates, deletes=deletes, seed=seed, version_base=version_base)
+    sent = produce(producer, events, topic=settings.kafka_topic, rate_per_s=rate)
+    producer.close()
+    typer.echo(f"produced {sent} events to {settings.kafka_topic}")
+
