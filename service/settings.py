@@ -118,3 +118,11 @@ class Settings(BaseSettings):
     teacher_max_retries: int = Field(5, ge=0)
     teacher_backoff_s: float = Field(0.5, ge=0)  # first retry delay; doubles per attempt (with jitter)
     teacher_cache_path: Path = Path("artifacts/teacher_cache.sqlite")
+
+    # --- Triton client, hot model swap and logs (docs/serving.md)
+    triton_retry_backoff_s: float = Field(0.05, ge=0)  # first retry delay; doubles per attempt
+    triton_retry_after_s: int = Field(2, ge=1)  # Retry-After sent with the 503 when Triton is down
+    triton_reconnect_backoff_s: float = Field(1.0, gt=0)  # longest gRPC reconnect back-off after an outage
+    model_swap_poll_s: float = Field(5.0, ge=0)  # how often the watcher looks for new versions; 0 = off
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"

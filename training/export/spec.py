@@ -1,22 +1,37 @@
-"""Triton model configuration as code: one spec per model, rendered to ``config.pbtxt``.
+"""Triton model configuration as code: one spec per model, to and from ``config.pbtxt``.
 
 The same spec renders the production config (``onnxruntime_onnx`` platform, for NVIDIA's
 image) and the test config (Python backend running the same ONNX file, for the
-``tritonserver`` shipped in nvidia-pytriton).
+``tritonserver`` shipped in nvidia-pytriton; see ``python_backend.py``). Rendering and
+parsing go through Triton's own ``ModelConfig`` protobuf (shipped in tritonclient) and
+protobuf's ``text_format``, so what we write is what Triton reads; ``from_pbtxt`` checks
+the parts ShopRank relies on and refuses anything else with ``InvalidModelConfig``
+(round-trip tested in ``tests/unit/test_model_spec.py``, after pytriton's model_config).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-_DTYPES = {"int64": "TYPE_INT64", "float32": "TYPE_FP32", "int32": "TYPE_INT32"}
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as pb
+
+_DTYPES = {"int64": pb.TYPE_INT64, "float32": pb.TYPE_FP32, "int32": pb.TYPE_INT32}
+_NUMPY = {value: key for key, value in _DTYPES.items()}
+_PLATFORMS = {"onnxruntime": "onnxruntime_onnx"}  # backends that Triton names by platform
+_KINDS = ("KIND_CPU", "KIND_GPU", "KIND_AUTO")
+
+
+class InvalidModelConfig(ValueError):
+    """A ``config.pbtxt`` that does not parse or does not describe a model ShopRank can serve."""
 
 
 @dataclass(frozen=True)
 class TensorConfig:
     name: str
-    dtype: str  # numpy name: int64, float32
-    dims: tuple[int, ...]  # without the batch axis; -1 = dynamic
+    dtype: str  # numpy name: int64, float32, int32
+    dims: tuple[int, ...]  # without the batch axis; -1 = dynamic; () = one value per row
 
 
 @dataclass(frozen=True)
@@ -34,35 +49,158 @@ class ModelSpec:
     parameters: dict[str, str] = field(default_factory=dict)
 
 
-def _tensor(t: TensorConfig) -> str:
-    dims = ", ".join(str(d) for d in t.dims)
-    return f'  {{\n    name: "{t.name}"\n    data_type: {_DTYPES[t.dtype]}\n    dims: [ {dims} ]\n  }}'
+# --------------------------------------------------------------------------- spec → protobuf → text
+
+
+def _tensor_proto(t: TensorConfig, message) -> None:
+    message.name = t.name
+    message.data_type = _DTYPES[t.dtype]
+    if t.dims:
+        message.dims.extend(t.dims)
+    else:  # Triton needs ≥ 1 dim: a per-row scalar is [1] reshaped to [] (Triton's documented idiom)
+        message.dims.append(1)
+        message.reshape.SetInParent()
+
+
+def to_proto(spec: ModelSpec) -> pb.ModelConfig:
+    """The spec as Triton's ``ModelConfig`` message."""
+    config = pb.ModelConfig(name=spec.name, max_batch_size=spec.max_batch_size)
+    if spec.backend in _PLATFORMS:
+        config.platform = _PLATFORMS[spec.backend]
+    else:
+        config.backend = spec.backend
+    for t in spec.inputs:
+        _tensor_proto(t, config.input.add())
+    for t in spec.outputs:
+        _tensor_proto(t, config.output.add())
+    config.dynamic_batching.preferred_batch_size.extend(spec.preferred_batch_sizes)
+    config.dynamic_batching.max_queue_delay_microseconds = spec.max_queue_delay_us
+    config.instance_group.add(count=spec.instance_count, kind=pb.ModelInstanceGroup.Kind.Value(spec.instance_kind))
+    config.version_policy.latest.num_versions = spec.versions_served
+    for key, value in spec.parameters.items():
+        config.parameters[key].string_value = value
+    return config
 
 
 def to_pbtxt(spec: ModelSpec) -> str:
-    head = f'name: "{spec.name}"\n'
-    head += 'platform: "onnxruntime_onnx"\n' if spec.backend == "onnxruntime" else f'backend: "{spec.backend}"\n'
-    lines = [
-        head + f"max_batch_size: {spec.max_batch_size}",
-        "input [\n" + ",\n".join(_tensor(t) for t in spec.inputs) + "\n]",
-        "output [\n" + ",\n".join(_tensor(t) for t in spec.outputs) + "\n]",
-        "dynamic_batching {\n  preferred_batch_size: [ "
-        + ", ".join(str(b) for b in spec.preferred_batch_sizes)
-        + f" ]\n  max_queue_delay_microseconds: {spec.max_queue_delay_us}\n}}",
-        f"instance_group [\n  {{\n    count: {spec.instance_count}\n    kind: {spec.instance_kind}\n  }}\n]",
-        f"version_policy: {{ latest: {{ num_versions: {spec.versions_served} }} }}",
-    ]
-    for key, value in spec.parameters.items():
-        lines.append(f'parameters {{\n  key: "{key}"\n  value: {{ string_value: "{value}" }}\n}}')
-    return "\n".join(lines) + "\n"
+    return text_format.MessageToString(to_proto(validate(spec)))
+
+
+def write_config(spec: ModelSpec, model_dir: Path) -> Path:
+    """Write ``<model_dir>/config.pbtxt`` from the spec; returns its path."""
+    path = model_dir / "config.pbtxt"
+    path.write_text(to_pbtxt(spec))
+    return path
+
+
+# --------------------------------------------------------------------------- text → protobuf → spec
+
+
+def _tensor_spec(message, where: str) -> TensorConfig:
+    if not message.name:
+        raise InvalidModelConfig(f"{where}: a tensor without a name")
+    if message.data_type not in _NUMPY:
+        raise InvalidModelConfig(f"{where} {message.name!r}: unsupported data_type {pb.DataType.Name(message.data_type)}")
+    dims = tuple(message.dims)
+    if message.HasField("reshape"):
+        if dims != (1,) or tuple(message.reshape.shape):
+            raise InvalidModelConfig(f"{where} {message.name!r}: only the per-row scalar reshape [1] → [] is supported")
+        dims = ()
+    elif not dims:
+        raise InvalidModelConfig(f"{where} {message.name!r}: dims must not be empty")
+    return TensorConfig(message.name, _NUMPY[message.data_type], dims)
+
+
+def from_proto(config: pb.ModelConfig) -> ModelSpec:
+    """Triton's ``ModelConfig`` message as a validated spec (``InvalidModelConfig`` otherwise)."""
+    if config.platform and config.backend:
+        raise InvalidModelConfig("set either platform or backend, not both")
+    by_platform = {platform: backend for backend, platform in _PLATFORMS.items()}
+    if config.platform:
+        if config.platform not in by_platform:
+            raise InvalidModelConfig(f"unsupported platform {config.platform!r}")
+        backend = by_platform[config.platform]
+    elif config.backend:
+        backend = config.backend
+    else:
+        raise InvalidModelConfig("neither platform nor backend is set")
+    if len(config.instance_group) != 1:
+        raise InvalidModelConfig(f"expected one instance_group, found {len(config.instance_group)}")
+    group = config.instance_group[0]
+    policy = config.version_policy.WhichOneof("policy_choice")
+    if policy not in (None, "latest"):
+        raise InvalidModelConfig(f"only the 'latest' version policy is supported, found {policy!r}")
+    spec = ModelSpec(
+        name=config.name,
+        inputs=tuple(_tensor_spec(t, "input") for t in config.input),
+        outputs=tuple(_tensor_spec(t, "output") for t in config.output),
+        backend=backend,
+        max_batch_size=config.max_batch_size,
+        preferred_batch_sizes=tuple(config.dynamic_batching.preferred_batch_size),
+        max_queue_delay_us=config.dynamic_batching.max_queue_delay_microseconds,
+        instance_count=group.count or 1,
+        instance_kind=pb.ModelInstanceGroup.Kind.Name(group.kind),
+        versions_served=config.version_policy.latest.num_versions if policy else 1,
+        parameters={key: value.string_value for key, value in sorted(config.parameters.items())},
+    )
+    return validate(spec)
+
+
+def from_pbtxt(text: str) -> ModelSpec:
+    """Parse a ``config.pbtxt``; raises ``InvalidModelConfig`` with the reason when it is not usable."""
+    try:
+        config = text_format.Parse(text, pb.ModelConfig())
+    except text_format.ParseError as exc:
+        raise InvalidModelConfig(f"config.pbtxt does not parse: {exc}") from exc
+    return from_proto(config)
+
+
+def read_config(model_dir: Path) -> ModelSpec:
+    return from_pbtxt((model_dir / "config.pbtxt").read_text())
+
+
+def validate(spec: ModelSpec) -> ModelSpec:
+    """Refuse specs Triton would reject or ShopRank cannot serve; returns the spec unchanged."""
+    problems = []
+    if not spec.name:
+        problems.append("the model has no name")
+    if not spec.inputs or not spec.outputs:
+        problems.append("a model needs at least one input and one output")
+    names = [t.name for t in spec.inputs + spec.outputs]
+    if len(set(names)) != len(names):
+        problems.append(f"tensor names repeat: {names}")
+    for t in spec.inputs + spec.outputs:
+        if t.dtype not in _DTYPES:
+            problems.append(f"{t.name!r}: dtype {t.dtype!r} is not one of {sorted(_DTYPES)}")
+        if any(d == 0 or d < -1 for d in t.dims):
+            problems.append(f"{t.name!r}: dims {t.dims} must be positive or -1")
+    if spec.max_batch_size < 1:
+        problems.append("max_batch_size must be ≥ 1 (ShopRank always batches on the first axis)")
+    if any(b < 1 or b > spec.max_batch_size for b in spec.preferred_batch_sizes):
+        problems.append(f"preferred_batch_sizes {spec.preferred_batch_sizes} must lie in 1..max_batch_size")
+    if spec.max_queue_delay_us < 0:
+        problems.append("max_queue_delay_us must be ≥ 0")
+    if spec.instance_count < 1 or spec.instance_kind not in _KINDS:
+        problems.append(f"instance group {spec.instance_count} × {spec.instance_kind} is not valid")
+    if spec.versions_served < 1:
+        problems.append("versions_served must be ≥ 1")
+    if problems:
+        raise InvalidModelConfig(f"model {spec.name!r}: " + "; ".join(problems))
+    return spec
+
+
+# --------------------------------------------------------------------------- ShopRank's two models
 
 
 def encoder_spec(name: str, dim: int) -> ModelSpec:
+    """Bi-encoder tower. Two versions stay served so the old index keeps its encoder while a new
+    encoder version re-embeds the catalogue in the background (``service/model_swap.py``)."""
     token = TensorConfig("input_ids", "int64", (-1,))
     return ModelSpec(
         name=name,
         inputs=(token, TensorConfig("attention_mask", "int64", (-1,))),
         outputs=(TensorConfig("embedding", "float32", (dim,)),),
+        versions_served=2,
     )
 
 
