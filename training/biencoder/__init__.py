@@ -1,0 +1,1 @@
+"""Bi-encoder student: sentence-transformers training with click, label and distillation losses."""
