@@ -158,7 +158,7 @@ def build_worker(settings: Settings, *, client_id: str | None = None) -> Indexer
     client_id = client_id or f"indexer-{socket.gethostname()}-{os.getpid()}"
     ensure_topics(settings)
     producer = make_producer(settings, client_id=client_id)
-    store = RedisStore.from_settings(settings)
+    store = RedisStore(settings)
     return IndexerWorker(
         settings=settings,
         consumer=make_consumer(settings, client_id=client_id),

@@ -23,6 +23,7 @@ import redis
 
 from service.catalogue import stable_id
 from service.errors import DependencyUnavailable
+from service.settings import Settings
 from service.store.base import CachedRecommendations, ItemDocument
 
 # ARGV: prefix, then (item_id, version, doc_json, vector_id) per item. Returns 1/0 per item.
@@ -85,17 +86,17 @@ return 0
 class RedisStore:
     """The ``ItemStore`` protocol on one Redis database; safe to share across processes."""
 
-    def __init__(self, url: str, *, prefix: str = "shoprank:", timeout_s: float = 2.0, chunk: int = 500) -> None:
-        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        self._prefix = prefix
+    def __init__(self, settings: Settings, *, chunk: int = 500) -> None:
+        if not settings.redis_url:
+            raise ValueError("RedisStore needs SHOPRANK_REDIS_URL")
+        timeout_s = settings.redis_timeout_s
+        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s,
+                                           socket_connect_timeout=timeout_s)
+        self._prefix = settings.redis_prefix
         self._chunk = chunk
         self._put = self._redis.register_script(_PUT_ITEMS)
         self._delete = self._redis.register_script(_DELETE_ITEMS)
         self._put_recs = self._redis.register_script(_PUT_RECS)
-
-    @classmethod
-    def from_settings(cls, settings) -> "RedisStore":
-        return cls(settings.redis_url, prefix=settings.redis_prefix, timeout_s=settings.redis_timeout_s)
 
     def _key(self, name: str) -> str:
         return self._prefix + name

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from service.catalogue import stable_id
+from service.settings import Settings
 from service.store.base import CachedRecommendations, ItemDocument, KeyphraseRecommendation
 from service.store.redis_store import RedisStore
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def store(redis_url: str) -> RedisStore:
-    s = RedisStore(redis_url, prefix=f"t-{uuid.uuid4().hex[:8]}:")
+    s = RedisStore(Settings(redis_url=redis_url, redis_prefix=f"t-{uuid.uuid4().hex[:8]}:"))
     yield s
     s.close()
 
