@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     max_k: int = 200
     max_candidates: int = 200
     max_attributes: int = 64
+    max_item_id_chars: int = 128
 
     # --- ranking / keyphrases
     profiles: dict[str, WeightProfile] = Field(default_factory=lambda: dict(DEFAULT_PROFILES))

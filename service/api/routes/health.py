@@ -1,0 +1,29 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from service.api.deps import HolderDep
+from service.api.schemas import StatusResponse
+
+
+def router() -> APIRouter:
+    api = APIRouter(tags=["operations"])
+
+    @api.get("/healthz", response_model=StatusResponse)
+    def healthz() -> StatusResponse:
+        """The process is alive (answers while models are still loading)."""
+        return StatusResponse(status="ok")
+
+    @api.get("/readyz", response_model=StatusResponse, responses={503: {"description": "still loading"}})
+    def readyz(holder: HolderDep) -> StatusResponse:
+        """Models loaded, indexes ready, warm-up done; else 503 ``not_ready`` with Retry-After."""
+        return StatusResponse(status="ready", model_version=holder.get().model_version)
+
+    @api.get("/metrics", response_class=Response)
+    def metrics(request: Request) -> Response:
+        """Prometheus text format."""
+        return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    return api

@@ -1,0 +1,182 @@
+"""HTTP request and response models, named by role (``RankRequest``, ``RankResponse``, …).
+
+Request limits are settings, so request models are built per app by ``request_models(settings)``
+and the OpenAPI page shows the limits actually enforced. Texts are stripped and must not be
+empty; NaN/Infinity are refused; unknown fields are refused (a typo must not pass silently).
+A list over its limit (``items`` > ``max_candidates``) answers 413 ``payload_too_large``; every
+other violation answers 422 (see ``service.api.errors``).
+
+Route modules annotate bodies with these per-app classes, so they must not use
+``from __future__ import annotations`` (FastAPI would look the names up in module globals).
+"""
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from service.settings import Settings
+
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class WeightsOverride(BaseModel):
+    """Value-model weights laid over the chosen profile; omitted heads keep the profile's weight."""
+
+    model_config = STRICT
+    relevance: float | None = Field(None, ge=0, le=1000)
+    ctr: float | None = Field(None, ge=0, le=1000)
+    cvr: float | None = Field(None, ge=0, le=1000)
+
+
+# --- responses (fields may be added; names keep their meaning)
+class RelevanceOut(BaseModel):
+    p_partial_or_better: float = Field(description="P(y ≥ partial), the relevance floor compares with this")
+    p_exact: float = Field(description="P(y = exact)")
+    expected: float = Field(description="E[y] on 0 (irrelevant) … 2 (exact)")
+    label: Literal["irrelevant", "partial", "exact"]
+
+
+class EngagementOut(BaseModel):
+    ctr: float = Field(description="predicted click probability (heads trained on simulated clicks)")
+    cvr: float = Field(description="predicted conversion probability (simulated)")
+
+
+class RankedItemOut(BaseModel):
+    id: str
+    score: float = Field(description="unified value-model score in [0, 1]")
+    relevance: RelevanceOut
+    engagement: EngagementOut
+    filtered: bool = Field(description="P(y ≥ partial) under min_relevance; such items come last")
+
+
+class RankResponse(BaseModel):
+    model_version: str
+    items: list[RankedItemOut]
+
+
+class RetrievedItemOut(BaseModel):
+    id: str
+    title: str
+    category: str = ""
+    score: float = Field(description="cosine similarity of query and item embeddings")
+
+
+class RetrieveResponse(BaseModel):
+    model_version: str
+    items: list[RetrievedItemOut]
+
+
+class KeyphraseOut(BaseModel):
+    keyphrase: str
+    score: float = Field(description="cosine similarity of item and keyphrase embeddings (the ANN score)")
+    relevance: RelevanceOut
+
+
+class KeyphraseResponse(BaseModel):
+    model_version: str
+    source: Literal["cache", "computed"]
+    keyphrases: list[KeyphraseOut]
+
+
+class ItemWriteResponse(BaseModel):
+    item_id: str
+    version: int
+    status: Literal["applied", "published"] = Field(description="applied here, or published to the item stream")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class StatusResponse(BaseModel):
+    status: str
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    """The request models and path/query parameter types of one app, with its limits."""
+
+    RankRequest: type[BaseModel]
+    RetrieveRequest: type[BaseModel]
+    KeyphraseRequest: type[BaseModel]
+    ItemWrite: type[BaseModel]
+    ItemIdPath: Any
+    VersionQuery: Any
+
+
+def request_models(settings: Settings) -> RequestModels:
+    Query_ = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=settings.max_query_chars)]
+    Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=settings.max_text_chars)]
+    Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=settings.max_text_chars)]
+    ItemId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=settings.max_item_id_chars)]
+    K = Annotated[int, Field(ge=1, le=settings.max_k, description=f"results wanted, 1…{settings.max_k}")]
+
+    class RankCandidate(BaseModel):
+        model_config = STRICT
+        id: ItemId
+        title: Text
+        category: Category = ""
+        features: dict[str, float] = Field(default_factory=dict, max_length=settings.max_attributes,
+                                           description="accepted for callers' bookkeeping; the current value model does not read them")
+
+    class RankRequest(BaseModel):
+        model_config = STRICT
+        query: Query_
+        items: list[RankCandidate] = Field(min_length=1, max_length=settings.max_candidates)
+        profile: Name | None = Field(None, description=f"named weight set: {sorted(settings.profiles)}")
+        weights: WeightsOverride | None = None
+        min_relevance: float | None = Field(None, ge=0, le=1, description="P(y ≥ partial) floor; below → filtered")
+        task: Name = "query_item"
+
+        @model_validator(mode="after")
+        def _distinct_ids(self) -> "RankRequest":
+            if len({item.id for item in self.items}) != len(self.items):
+                raise ValueError("items: every candidate needs a distinct id")
+            return self
+
+    class RetrieveRequest(BaseModel):
+        model_config = STRICT
+        query: Query_
+        k: K = 20
+
+    class KeyphraseItem(BaseModel):
+        model_config = STRICT
+        title: Text
+        category: Category = ""
+
+    class KeyphraseRequest(BaseModel):
+        model_config = STRICT
+        item: KeyphraseItem | None = None
+        item_id: ItemId | None = None
+        k: K = 20
+
+        @model_validator(mode="after")
+        def _one_item(self) -> "KeyphraseRequest":
+            if (self.item is None) == (self.item_id is None):
+                raise ValueError("give exactly one of 'item' (title, category) or 'item_id'")
+            return self
+
+    class ItemWrite(BaseModel):
+        model_config = STRICT
+        version: int = Field(ge=0, description="must be newer than the stored version (else 409)")
+        title: Text
+        category: Category = ""
+        attributes: dict[str, Any] = Field(default_factory=dict, max_length=settings.max_attributes)
+        price: float | None = Field(None, ge=0)
+        updated_at: str | None = Field(None, max_length=64)
+
+    return RequestModels(
+        RankRequest=RankRequest, RetrieveRequest=RetrieveRequest, KeyphraseRequest=KeyphraseRequest,
+        ItemWrite=ItemWrite,
+        ItemIdPath=Annotated[str, Path(min_length=1, max_length=settings.max_item_id_chars)],
+        VersionQuery=Annotated[int, Query(ge=0, description="the delete's version; must be newer than the stored one")],
+    )

@@ -1,0 +1,149 @@
+"""The serving runtime: models, indexes and store wired together from one ``Settings``.
+
+``build_runtime`` loads the models, seeds an empty store with the catalogue, and restores each
+index from its snapshot when that snapshot was made by the same encoder from the same source
+(its sidecar meta), else encodes and snapshots it. ``Runtime.apply_items`` is the one write path
+for item changes (HTTP writes now, Kafka followers later): version check, re-embed, index update.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from service.catalogue import load_catalogue, stable_id
+from service.index.base import VectorIndex
+from service.index.faiss_index import FaissIndex
+from service.index.snapshots import matches, read_sidecar
+from service.inference.base import InferenceBackend
+from service.inference.factory import make_backend, make_encoder, make_pair_scorer
+from service.inference.models import Encoder, PairScorer
+from service.settings import Settings
+from service.store.base import ItemDocument, ItemStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Per input, in input order: whether the upsert / delete was newer than the store and applied."""
+
+    upserted: list[bool]
+    deleted: list[bool]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    backend: InferenceBackend
+    encoder: Encoder
+    scorer: PairScorer
+    items: VectorIndex
+    keyphrases: VectorIndex
+    keyphrase_texts: dict[int, str]
+    store: ItemStore
+    ready: bool = False
+    _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def model_version(self) -> str:
+        """The served models, e.g. ``encoder:1+ranker:1`` (follows a hot model swap)."""
+        return f"{self.encoder.model_version}+{self.scorer.model_version}"
+
+    def apply_items(self, *, upserts: Sequence[ItemDocument] = (),
+                    deletes: Sequence[tuple[str, int]] = ()) -> ApplyResult:
+        """Apply item writes idempotently: stale versions are refused, upserts re-embedded.
+
+        Serialised by a lock so that the store's order of versions and the index's order of
+        vectors cannot disagree when two writers race on one item.
+        """
+        upserted = [False] * len(upserts)
+        with self._write_lock:
+            rows = [r for r, doc in enumerate(upserts) if _newer(self.store.item_version(doc.item_id), doc.version)]
+            docs = [upserts[r] for r in rows]
+            vectors = self.encoder.encode([doc.text for doc in docs], kind="item")  # before any state changes
+            keep = [j for j, ok in enumerate(self.store.put_items(docs)) if ok]
+            if keep:
+                self.items.upsert(np.array([stable_id(docs[j].item_id) for j in keep], dtype=np.int64), vectors[keep])
+            for j in keep:
+                upserted[rows[j]] = True
+            deleted = self.store.delete_items([d[0] for d in deletes], [d[1] for d in deletes]) if deletes else []
+            gone = [stable_id(item_id) for (item_id, _), ok in zip(deletes, deleted) if ok]
+            if gone:
+                self.items.delete(np.array(gone, dtype=np.int64))
+        return ApplyResult(upserted=upserted, deleted=list(deleted))
+
+    def close(self) -> None:
+        self.store.close()
+        self.backend.close()
+
+
+def _newer(stored: int | None, version: int) -> bool:
+    return stored is None or version > stored
+
+
+def make_store(settings: Settings) -> ItemStore:
+    if settings.redis_url:
+        from service.store.redis_store import RedisStore  # optional engine, imported only when chosen
+
+        return RedisStore(settings)
+    from service.store.memory import MemoryStore
+
+    return MemoryStore()
+
+
+def make_index(settings: Settings) -> FaissIndex:
+    return FaissIndex(settings.embedding_dim, kind=settings.index_kind, nlist=settings.index_nlist,
+                      nprobe=settings.index_nprobe, ef_search=settings.index_ef_search, hnsw_m=settings.index_hnsw_m)
+
+
+def encode_all(encoder: Encoder, texts: Sequence[str], *, kind: str, batch: int, label: str) -> np.ndarray:
+    """Encode many texts in batches with a progress bar (the start-up cost of a fresh index)."""
+    parts = [encoder.encode(texts[i : i + batch], kind=kind)
+             for i in tqdm(range(0, len(texts), batch), desc=f"encode {label}", unit="batch", mininterval=5)]
+    return np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float32)
+
+
+def load_or_build_index(settings: Settings, *, name: str, meta: dict, build: Callable[[], tuple]) -> VectorIndex:
+    """Restore ``state_dir/<name>.faiss`` when its sidecar matches ``meta``, else build and snapshot it."""
+    path = settings.state_dir / f"{name}.faiss"
+    if matches(read_sidecar(path), kind=settings.index_kind, dim=settings.embedding_dim, meta=meta):
+        log.info("restoring %s index from %s", name, path)
+        return FaissIndex.restore(path, nlist=settings.index_nlist, nprobe=settings.index_nprobe,
+                                  ef_search=settings.index_ef_search)
+    ids, vectors = build()
+    index = make_index(settings)
+    index.upsert(ids, vectors)
+    index.snapshot(path, meta=meta)
+    log.info("built %s index: %d vectors, snapshot %s", name, len(index), path)
+    return index
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Everything the API needs, ready to serve (the slow part of start-up)."""
+    backend = make_backend(settings)
+    encoder, scorer = make_encoder(backend, settings), make_pair_scorer(backend, settings)
+    store = make_store(settings)
+    catalogue = load_catalogue(settings.data_dir, limit=settings.catalogue_limit)
+    seed = [ItemDocument(item_id=i, title=t) for i, t in zip(catalogue.item_ids, catalogue.item_titles)]
+    if store.count() == 0:
+        store.put_items(seed)
+    batch = settings.index_build_batch
+    items = load_or_build_index(
+        settings, name="items",
+        meta={"encoder": encoder.model_version, "source": f"home-depot items limit={settings.catalogue_limit}"},
+        build=lambda: (np.array([stable_id(d.item_id) for d in seed], dtype=np.int64),
+                       encode_all(encoder, [d.text for d in seed], kind="item", batch=batch, label="items")))
+    texts = {stable_id(text): text for text in catalogue.keyphrases}
+    keyphrases = load_or_build_index(
+        settings, name="keyphrases",
+        meta={"encoder": encoder.model_version, "source": f"home-depot keyphrases n={len(texts)}"},
+        build=lambda: (np.fromiter(texts.keys(), dtype=np.int64, count=len(texts)),
+                       encode_all(encoder, list(texts.values()), kind="query", batch=batch, label="keyphrases")))
+    return Runtime(settings=settings, backend=backend, encoder=encoder, scorer=scorer, items=items,
+                   keyphrases=keyphrases, keyphrase_texts=texts, store=store)

@@ -1,0 +1,53 @@
+"""The in-process item store: versions (tombstones included), stale writes refused, id mapping, cache."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from service.catalogue import stable_id
+from service.store.base import CachedRecommendations, ItemDocument
+from service.store.memory import MemoryStore
+
+
+def doc(item_id: str, version: int, title: str = "t") -> ItemDocument:
+    return ItemDocument(item_id=item_id, version=version, title=title)
+
+
+def test_newer_versions_apply_and_stale_ones_are_refused() -> None:
+    store = MemoryStore()
+    assert store.put_items([doc("a", 1, "one"), doc("b", 0)]) == [True, True]
+    assert store.put_items([doc("a", 1, "same"), doc("a", 0, "older"), doc("a", 2, "two")]) == [False, False, True]
+    assert store.get_items(["a", "b", "zzz"])[0].title == "two" and store.get_items(["zzz"]) == [None]
+    assert store.item_version("a") == 2 and store.count() == 2
+
+
+def test_tombstones_keep_their_version_and_block_late_upserts() -> None:
+    store = MemoryStore()
+    store.put_items([doc("a", 3)])
+    assert store.delete_items(["a", "a", "never-seen"], [3, 5, 1]) == [False, True, True]
+    assert store.get_items(["a"]) == [None] and store.item_version("a") == 5 and store.count() == 0
+    assert store.put_items([doc("a", 4), doc("never-seen", 1)]) == [False, False]
+    assert store.put_items([doc("a", 6)]) == [True]
+
+
+def test_vector_ids_resolve_to_item_ids() -> None:
+    store = MemoryStore()
+    store.put_items([doc("100001", 0), doc("x", 0)])
+    assert store.item_ids_for_vectors([stable_id("x"), stable_id("100001"), 42]) == ["x", "100001", None]
+
+
+def test_recommendations_cache_is_dropped_with_the_item() -> None:
+    store = MemoryStore()
+    store.put_items([doc("a", 1)])
+    rec = CachedRecommendations(item_id="a", item_version=1, model_version="m", keyphrases=[])
+    store.put_recommendations([rec])
+    assert store.get_recommendations("a") == rec
+    store.delete_items(["a"], [2])
+    assert store.get_recommendations("a") is None
+
+
+def test_concurrent_writers_leave_the_highest_version() -> None:
+    store = MemoryStore()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda v: store.put_items([doc("a", v, str(v))]), range(500)))
+    assert store.item_version("a") == 499 and store.get_items(["a"])[0].title == "499"
