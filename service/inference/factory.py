@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from service.inference.base import InferenceBackend
+from service.inference.metrics import InstrumentedBackend
 from service.inference.models import Encoder, PairScorer
 from service.settings import Settings
 
 
 def make_backend(settings: Settings) -> InferenceBackend:
+    """The chosen backend, wrapped so both report the same Prometheus series (``metrics.py``)."""
     if settings.inference == "triton":
         from service.inference.triton import TritonBackend  # optional engine, imported only when chosen
 
-        return TritonBackend(settings)
+        return InstrumentedBackend(TritonBackend(settings), backend="triton")
     from service.inference.onnx_local import OnnxLocalBackend
 
-    return OnnxLocalBackend(settings.model_repo, intra_op_threads=settings.intra_op_threads)
+    return InstrumentedBackend(OnnxLocalBackend(settings.model_repo, intra_op_threads=settings.intra_op_threads),
+                               backend="embedded")
 
 
 def make_encoder(backend: InferenceBackend, settings: Settings) -> Encoder:
