@@ -68,3 +68,9 @@ def produce_sample(
     producer.close()
     typer.echo(f"produced {sent} events to {settings.kafka_topic}")
 
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``shoprank indexer …`` and ``shoprank produce-sample`` to the service CLI."""
+    app.add_typer(indexer_app, name="indexer")
+    app.command("produce-sample")(produce_sample)

@@ -25,17 +25,29 @@ class EventLimits:
     max_event_bytes: int
     max_text_chars: int
     max_attributes: int
+    max_item_id_chars: int = 128
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "EventLimits":
-        return cls(settings.max_event_bytes, settings.max_text_chars, settings.max_attributes)
+        return cls(settings.max_event_bytes, settings.max_text_chars, settings.max_attributes,
+                   settings.max_item_id_chars)
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    item_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    item_id: str = Field(min_length=1)
     version: int = Field(ge=1, lt=2**63)
+
+    @field_validator("item_id")
+    @classmethod
+    def _item_id_within_limit(cls, value: str, info: ValidationInfo) -> str:
+        limits: EventLimits | None = (info.context or {}).get("limits")
+        if value != value.strip() or not value:
+            raise ValueError("item_id must be non-blank without surrounding whitespace")
+        if limits and len(value) > limits.max_item_id_chars:
+            raise ValueError(f"item_id longer than {limits.max_item_id_chars} characters")
+        return value
 
 
 class UpsertEvent(_Event):

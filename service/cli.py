@@ -17,7 +17,7 @@ from service.settings import Settings
 app = typer.Typer(help="ShopRank: online relevance scoring with near-real-time indexing.", no_args_is_help=True)
 
 # Packages whose ``register(app: typer.Typer)`` adds their commands (prepare, train, export, eval, indexer, …).
-COMMAND_PACKAGES = ("training.cli",)
+COMMAND_PACKAGES = ("training.cli", "indexer.cli")
 
 
 @app.callback()

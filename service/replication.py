@@ -3,15 +3,23 @@
 ``item_writer(runtime)`` is what ``PUT``/``DELETE /v1/items`` call; ``start_replication(runtime)``
 is started by the API's lifespan and keeps this process's index following the item stream.
 Without ``SHOPRANK_KAFKA_BOOTSTRAP`` both are embedded: writes apply directly through
-``Runtime.apply_items`` and there is nothing to follow.
+``Runtime.apply_items`` and there is nothing to follow. With it, writes are published to
+``item-updates`` as the same events the stream carries (the indexer applies them), and each
+replica follows the compacted vector log into its own index (``replica_follower``;
+design in docs/indexing.md).
 """
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from functools import lru_cache
+from typing import Callable, Literal, Protocol
 
-from service.errors import StaleVersion
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from service.errors import DependencyUnavailable, StaleVersion
 from service.runtime import Runtime
 from service.store.base import ItemDocument
 
@@ -67,11 +75,96 @@ class _NoReplication:
         return None
 
 
+class KafkaItemWriter:
+    """Publishes each write as an item event keyed by item id; the indexer applies it.
+
+    A version that the store already holds (or exceeds) is refused here with ``StaleVersion``
+    so the caller gets its 409 at once; the indexer re-checks, because a newer write can race
+    in between. The call returns once the broker acknowledged the event (acks=all).
+    """
+
+    def __init__(self, runtime: Runtime, producer) -> None:
+        self._runtime = runtime
+        self._producer = producer
+        self._topic = runtime.settings.kafka_topic
+        self._timeout_s = runtime.settings.kafka_request_timeout_ms / 1000
+
+    def _check(self, item_id: str, version: int) -> None:
+        stored = self._runtime.store.item_version(item_id)
+        if stored is not None and version <= stored:
+            raise StaleVersion(f"item {item_id!r}: version {version} is not newer than the stored version {stored}")
+
+    def _publish(self, event) -> WriteReceipt:
+        from indexer.events import encode_event  # the event contract lives with its consumer
+
+        try:
+            self._producer.send(self._topic, key=event.item_id.encode("utf-8"),
+                                value=encode_event(event)).get(timeout=self._timeout_s)
+        except KafkaError as exc:
+            raise DependencyUnavailable(f"kafka: {exc}", retry_after_s=2) from exc
+        return WriteReceipt(item_id=event.item_id, version=event.version, status="published")
+
+    def upsert(self, doc: ItemDocument) -> WriteReceipt:
+        from indexer.events import UpsertEvent
+
+        self._check(doc.item_id, doc.version)
+        return self._publish(UpsertEvent(type="upsert", **doc.model_dump()))
+
+    def delete(self, item_id: str, version: int) -> WriteReceipt:
+        from indexer.events import DeleteEvent
+
+        self._check(item_id, version)
+        return self._publish(DeleteEvent(type="delete", item_id=item_id, version=version))
+
+
+@lru_cache(maxsize=4)
+def _producer(bootstrap: str):
+    """One producer per broker address for the process (KafkaProducer is thread-safe)."""
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, retries=5,
+                         client_id="shoprank-api")
+
+
 def item_writer(runtime: Runtime) -> ItemWriter:
     """The writer for this deployment (embedded until a Kafka bootstrap is configured)."""
+    if runtime.settings.kafka_bootstrap:
+        return KafkaItemWriter(runtime, _producer(runtime.settings.kafka_bootstrap))
     return EmbeddedItemWriter(runtime)
 
 
-def start_replication(runtime: Runtime) -> ReplicationHandle:
-    """Start following the item stream into ``runtime`` (a no-op without Kafka)."""
-    return _NoReplication()
+class _Following:
+    """A running replica follower; ``close`` stops it and writes a last snapshot."""
+
+    def __init__(self, follower) -> None:
+        self.follower = follower
+
+    def close(self) -> None:
+        self.follower.close()
+
+
+def replica_id(settings) -> str:
+    return settings.replica_id or f"{socket.gethostname()}-{settings.port}"
+
+
+def start_replication(runtime: Runtime, *, wait_s: float | None = 120.0,
+                      on_applied: Callable | None = None) -> ReplicationHandle:
+    """Start following the vector log into ``runtime`` (a no-op without Kafka).
+
+    Restores this replica's last snapshot when it matches (swapping ``runtime.items``), then
+    replays the log from the snapshot's offsets and returns once caught up (``wait_s``).
+    """
+    settings = runtime.settings
+    if not settings.kafka_bootstrap:
+        return _NoReplication()
+    from service.kafka_admin import ensure_topics
+    from service.replica_follower import ReplicaFollower
+
+    ensure_topics(settings)
+    follower = ReplicaFollower(settings=settings, index=runtime.items, store=runtime.store,
+                               encoder=runtime.encoder, local_store=not settings.redis_url,
+                               snapshot_dir=settings.state_dir / "replicas" / replica_id(settings),
+                               on_applied=on_applied)
+    restored = follower.restore(settings=settings)
+    if restored is not None:
+        runtime.items = restored
+    follower.start(wait_s=wait_s)
+    return _Following(follower)
