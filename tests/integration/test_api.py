@@ -1,0 +1,146 @@
+"""End to end through HTTP with the real ONNX encoder and ranker over the real catalogue.
+
+Relevant / irrelevant pairs come from the Home Depot file (human relevance 3.0 for the
+relevant product; the other is from an unrelated department).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from service.settings import Settings
+from tests.conftest import API_KEY, CATALOGUE_LIMIT, embedded_settings, serving
+
+pytestmark = pytest.mark.slow
+KEY = {"X-API-Key": API_KEY}
+ANGLE = {"id": "100001", "title": "Simpson Strong-Tie 12-Gauge Angle"}
+MICROWAVE = {"id": "100006", "title": "Whirlpool 1.9 cu. ft. Over the Range Convection Microwave in Stainless Steel with Sensor Cooking"}
+GAS_RANGE = {"id": "101228", "title": "Samsung 30 in. 5.8 cu. ft. Gas Range with Self-Cleaning and Fan Convection Oven in Stainless Steel"}
+SHRINK_TUBE = {"id": "101187", "title": "Gardner Bender 1/4 in. White Polyolefin Heat Shrink Tubing (5-Pack)"}
+INSULATION = {"id": "101219", "title": "Owens Corning R-19 Kraft Faced Insulation Roll 15 in. x 39.2 ft. (12-Rolls)"}
+DREMEL = {"id": "101240", "title": "Dremel Multi-Max Oscillating Tool Kit"}
+
+
+def rank(client, query: str, items: list[dict], **extra) -> dict:
+    response = client.post("/v1/rank", json={"query": query, "items": items} | extra)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def retrieved_ids(client, query: str, k: int = 5) -> list[str]:
+    response = client.post("/v1/retrieve", json={"query": query, "k": k})
+    assert response.status_code == 200, response.text
+    return [item["id"] for item in response.json()["items"]]
+
+
+def test_health_and_readiness(api_client) -> None:
+    assert api_client.get("/healthz").json()["status"] == "ok"
+    ready = api_client.get("/readyz").json()
+    assert ready["status"] == "ready" and re.fullmatch(r"encoder:\d+\+ranker:\d+", ready["model_version"])
+    assert api_client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(("query", "relevant", "irrelevant"), [
+    ("angle bracket", ANGLE, MICROWAVE), ("gas range", GAS_RANGE, SHRINK_TUBE), ("r19 insulation", INSULATION, DREMEL)])
+def test_rank_puts_relevant_product_above_irrelevant(api_client, query, relevant, irrelevant) -> None:
+    body = rank(api_client, query, [irrelevant, relevant], profile="relevance")
+    first, second = body["items"]
+    assert first["id"] == relevant["id"] and first["score"] > second["score"]
+    assert first["relevance"]["p_partial_or_better"] > second["relevance"]["p_partial_or_better"]
+    for item in body["items"]:
+        rel = item["relevance"]
+        assert 0 <= rel["p_exact"] <= rel["p_partial_or_better"] <= 1 and 0 <= item["score"] <= 1
+        assert rel["expected"] == pytest.approx(rel["p_partial_or_better"] + rel["p_exact"])
+        assert 0 <= item["engagement"]["ctr"] <= 1 and not item["filtered"]
+
+
+def test_rank_floor_weights_and_profiles(api_client) -> None:
+    plain = {item["id"]: item for item in rank(api_client, "angle bracket", [MICROWAVE, ANGLE])["items"]}
+    floor = (plain[ANGLE["id"]]["relevance"]["p_partial_or_better"] + plain[MICROWAVE["id"]]["relevance"]["p_partial_or_better"]) / 2
+    floored = rank(api_client, "angle bracket", [ANGLE, MICROWAVE], min_relevance=floor, profile="engagement")["items"]
+    assert [i["id"] for i in floored] == [ANGLE["id"], MICROWAVE["id"]] and [i["filtered"] for i in floored] == [False, True]
+    only_relevance = rank(api_client, "angle bracket", [ANGLE], weights={"relevance": 1, "ctr": 0, "cvr": 0})
+    item = only_relevance["items"][0]
+    assert item["score"] == pytest.approx(item["relevance"]["expected"] / 2, rel=1e-6)
+
+
+def test_retrieve_finds_items_by_their_own_titles(api_client) -> None:
+    assert ANGLE["id"] in retrieved_ids(api_client, ANGLE["title"], k=3)
+    assert GAS_RANGE["id"] in retrieved_ids(api_client, GAS_RANGE["title"], k=3)
+    assert len(retrieved_ids(api_client, "cordless drill", k=17)) == 17
+
+
+def test_keyphrases_for_a_stored_item_are_relevant_and_then_cached(api_client, api_settings: Settings) -> None:
+    first = api_client.post("/v1/keyphrases/recommend", json={"item_id": "101190", "k": 10}).json()  # DEWALT combo kit
+    assert first["source"] == "computed" and first["keyphrases"]
+    phrases = [k["keyphrase"] for k in first["keyphrases"]]
+    assert any("dewalt" in phrase for phrase in phrases), phrases
+    assert all(k["relevance"]["p_partial_or_better"] >= api_settings.keyphrase_min_relevance for k in first["keyphrases"])
+    expected = [k["relevance"]["expected"] for k in first["keyphrases"]]
+    assert expected == sorted(expected, reverse=True)
+    again = api_client.post("/v1/keyphrases/recommend", json={"item_id": "101190", "k": 10}).json()
+    assert again["source"] == "cache" and [k["keyphrase"] for k in again["keyphrases"]] == phrases
+
+
+def test_keyphrases_for_an_ad_hoc_item(api_client) -> None:
+    body = api_client.post("/v1/keyphrases/recommend",
+                           json={"item": {"title": "RIDGID 4.5-gal. Wet/Dry Vacuum"}, "k": 10}).json()
+    phrases = [k["keyphrase"] for k in body["keyphrases"]]
+    assert body["source"] == "computed" and any(re.search(r"vac|ridgid|shop", p) for p in phrases), phrases
+
+
+def test_put_makes_an_item_retrievable_and_delete_removes_it(api_client) -> None:
+    title = "Zebra Print Velvet Storage Ottoman with Brass Legs"
+    put = api_client.put("/v1/items/sr-test-1", json={"version": 1, "title": title}, headers=KEY)
+    assert put.status_code == 200 and put.json() == {"item_id": "sr-test-1", "version": 1, "status": "applied"}
+    assert retrieved_ids(api_client, title, k=1) == ["sr-test-1"]
+    stale = api_client.put("/v1/items/sr-test-1", json={"version": 1, "title": "other"}, headers=KEY)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "stale_version"
+    renamed = "Cast Iron Clawfoot Bathtub Faucet in Oil Rubbed Bronze"
+    assert api_client.put("/v1/items/sr-test-1", json={"version": 2, "title": renamed}, headers=KEY).status_code == 200
+    assert retrieved_ids(api_client, renamed, k=1) == ["sr-test-1"]
+    deleted = api_client.delete("/v1/items/sr-test-1", params={"version": 3}, headers=KEY)
+    assert deleted.status_code == 200 and deleted.json()["version"] == 3
+    assert "sr-test-1" not in retrieved_ids(api_client, renamed, k=20)
+    assert api_client.post("/v1/keyphrases/recommend", json={"item_id": "sr-test-1"}).status_code == 404
+    resurrect = api_client.put("/v1/items/sr-test-1", json={"version": 2, "title": title}, headers=KEY)
+    assert resurrect.status_code == 409  # the tombstone keeps version 3
+
+
+def test_an_update_invalidates_cached_keyphrases(api_client) -> None:
+    api_client.post("/v1/keyphrases/recommend", json={"item_id": "101251"})  # fills the cache
+    assert api_client.post("/v1/keyphrases/recommend", json={"item_id": "101251"}).json()["source"] == "cache"
+    update = {"version": 1, "title": "RIDGID 4.5-gal. Wet/Dry Vacuum with Blower"}
+    assert api_client.put("/v1/items/101251", json=update, headers=KEY).status_code == 200
+    assert api_client.post("/v1/keyphrases/recommend", json={"item_id": "101251"}).json()["source"] == "computed"
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}])
+def test_writes_need_the_api_key(api_client, headers) -> None:
+    for response in (api_client.put("/v1/items/sr-key", json={"version": 1, "title": "x"}, headers=headers),
+                     api_client.delete("/v1/items/sr-key", params={"version": 1}, headers=headers)):
+        assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+    assert "sr-key" not in retrieved_ids(api_client, "x", k=50)
+
+
+def test_metrics_count_requests_and_report_indexes(api_client) -> None:
+    rank(api_client, "angle bracket", [ANGLE])
+    text = api_client.get("/metrics").text
+    assert re.search(r'shoprank_http_requests_total\{method="POST",route="/v1/rank",status="200"\} [1-9]', text)
+    assert re.search(r'shoprank_http_request_duration_seconds_count\{method="POST",route="/v1/rank",status="200"\}', text)
+    items = float(re.search(r'shoprank_index_vectors\{index="items"\} (\S+)', text).group(1))
+    assert abs(items - CATALOGUE_LIMIT) <= 5 and 'shoprank_model_info{' in text and "shoprank_ready 1.0" in text
+
+
+def test_restart_restores_snapshots_instead_of_re_encoding(api_client, api_settings: Settings) -> None:
+    snapshot = api_settings.state_dir / "items.faiss"
+    before = snapshot.stat().st_mtime_ns
+    from service.api.app import create_app
+
+    again = embedded_settings(model_repo=api_settings.model_repo, state_dir=api_settings.state_dir)  # no API key
+    with serving(create_app(again)) as client:
+        assert snapshot.stat().st_mtime_ns == before
+        assert ANGLE["id"] in retrieved_ids(client, ANGLE["title"], k=3)
+        assert client.put("/v1/items/sr-open", json={"version": 1, "title": "Open Item"}).status_code == 200
