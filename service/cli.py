@@ -33,10 +33,13 @@ def serve(
     """Serve the HTTP API with uvicorn (uvloop + httptools); ready when GET /readyz says 200."""
     import uvicorn
 
+    from service.logging import configure_logging
+
     settings = Settings()
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
     settings = settings.model_copy(update=overrides)
-    common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+    configure_logging(settings)  # JSON lines with request ids (service/logging.py); uvicorn keeps it
+    common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools", log_config=None,
                   log_level=logging.getLevelName(logging.getLogger().level).lower())
     if settings.workers > 1:  # each worker process builds its own app from the environment
         uvicorn.run("service.api.app:create_app", factory=True, workers=settings.workers, **common)

@@ -53,7 +53,11 @@ JsonFormatter.converter = time.gmtime
 
 
 def configure_logging(settings: Settings) -> None:
-    """Route every logger through one stderr handler in the configured format (idempotent)."""
+    """Route every logger through one stderr handler in the configured format (idempotent).
+
+    The level is the more verbose of ``SHOPRANK_LOG_LEVEL`` and what the root logger already has
+    (``shoprank --log-level`` sets it before any command runs).
+    """
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -61,7 +65,7 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(settings.log_level.upper())
+    root.setLevel(min(logging.getLevelName(settings.log_level.upper()), root.level or logging.WARNING))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []  # let them propagate to the one handler
         logging.getLogger(name).propagate = True

@@ -12,6 +12,8 @@ from service.api.lifespan import RuntimeHolder, lifespan
 from service.api.metrics import HttpMetrics, RequestMetricsMiddleware, RuntimeCollector
 from service.api.routes import health, items, keyphrases, rank, retrieve
 from service.api.schemas import ErrorResponse, request_models
+from service.inference.metrics import INFERENCE_REGISTRY
+from service.logging import RequestContextMiddleware
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
 
@@ -34,11 +36,13 @@ def create_app(settings: Settings | None = None, *,
     holder = RuntimeHolder(build)
     registry = CollectorRegistry()
     registry.register(RuntimeCollector(holder))
+    registry.register(INFERENCE_REGISTRY)  # inference batch sizes, latency per backend, model swaps
     app.state.settings = settings
     app.state.runtime_holder = holder
     app.state.metrics_registry = registry
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=HttpMetrics(registry))
+    app.add_middleware(RequestContextMiddleware)  # outermost: request id + JSON access log (service/logging.py)
     models = request_models(settings)
     app.include_router(health.router())
     for module in (rank, retrieve, keyphrases, items):

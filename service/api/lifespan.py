@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import pipelines
 from service.errors import DependencyUnavailable, NotReady
+from service.model_swap import start_model_swap
 from service.replication import ReplicationHandle, start_replication
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
@@ -86,7 +87,10 @@ class RuntimeHolder:
 async def lifespan(app: FastAPI):
     holder: RuntimeHolder = app.state.runtime_holder
     holder.start(app.state.settings)
+    watcher = start_model_swap(holder, app.state.settings)  # hot model swap (service/model_swap.py)
     try:
         yield
     finally:
+        if watcher is not None:
+            await run_in_threadpool(watcher.stop)
         await run_in_threadpool(holder.close)

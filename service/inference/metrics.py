@@ -2,8 +2,10 @@
 
 ``InstrumentedBackend`` wraps any ``InferenceBackend`` (``factory.make_backend`` applies it),
 so embedded ONNX Runtime and Triton report the same series, labelled by ``backend`` and
-``model``: rows per call (batch size), wall time per call, and errors by type.
-``publish_served_versions`` exports the model versions the service answers with.
+``model``: rows per call (batch size), wall time per call, and errors by type; plus the hot
+model swaps (``service/model_swap.py``). They live in ``INFERENCE_REGISTRY``, which the API's
+per-app ``/metrics`` registry includes (``service/api/app.py``) and the process-wide default
+registry too (the indexer's metrics server).
 """
 
 from __future__ import annotations
@@ -12,25 +14,29 @@ import time
 from typing import Mapping
 
 import numpy as np
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from service.inference.base import InferenceBackend, ModelInfo
 
+INFERENCE_REGISTRY = CollectorRegistry()
+REGISTRY.register(INFERENCE_REGISTRY)  # the indexer's metrics server serves the default registry
+
 INFERENCE_BATCH_ROWS = Histogram(
     "shoprank_inference_batch_size", "Rows in one inference call, per backend and model",
-    ["backend", "model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    ["backend", "model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=INFERENCE_REGISTRY,
 )
 INFERENCE_LATENCY_S = Histogram(
     "shoprank_inference_latency_seconds", "Wall time of one inference call (client side), per backend and model",
     ["backend", "model"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=INFERENCE_REGISTRY,
 )
 INFERENCE_ERRORS = Counter(
     "shoprank_inference_errors_total", "Inference calls that raised, per backend, model and error type",
-    ["backend", "model", "error"],
+    ["backend", "model", "error"], registry=INFERENCE_REGISTRY,
 )
-SERVED_MODEL_VERSION = Gauge(
-    "shoprank_model_version", "Version number of each model the service answers with (follows hot swaps)",
-    ["model"],
+MODEL_SWAPS = Counter(
+    "shoprank_model_swaps_total", "Hot model swaps by outcome: ranker, encoder (re-embedded) or failed",
+    ["outcome"], registry=INFERENCE_REGISTRY,
 )
 
 
@@ -65,10 +71,3 @@ class InstrumentedBackend:
     def __getattr__(self, name: str):
         """Backend-specific extras (e.g. ``TritonBackend.newest_version``) pass through."""
         return getattr(self.inner, name)
-
-
-def publish_served_versions(versions: Mapping[str, str]) -> None:
-    """Set ``shoprank_model_version{model=…}`` from ``{"encoder": "1", "ranker": "2"}``."""
-    for model, version in versions.items():
-        if str(version).isdigit():
-            SERVED_MODEL_VERSION.labels(model).set(int(version))

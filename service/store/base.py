@@ -7,7 +7,7 @@ Implementations: ``memory.MemoryStore`` (in process, the embedded default) and
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -65,6 +65,10 @@ class ItemStore(Protocol):
         ...
 
     def count(self) -> int: ...
+
+    def iter_items(self, *, batch: int = 1000) -> Iterator[list[ItemDocument]]:
+        """Every live document, ``batch`` at a time (re-embedding after an encoder swap reads these)."""
+        ...
 
     def put_recommendations(self, recs: list[CachedRecommendations]) -> None: ...
 

@@ -8,6 +8,7 @@ keyphrase recommendation cache. One lock makes each batch call atomic.
 from __future__ import annotations
 
 import threading
+from typing import Iterator
 
 from service.catalogue import stable_id
 from service.store.base import CachedRecommendations, ItemDocument
@@ -69,6 +70,13 @@ class MemoryStore:
         """Live items (tombstones excluded)."""
         with self._lock:
             return len(self._docs)
+
+    def iter_items(self, *, batch: int = 1000) -> Iterator[list[ItemDocument]]:
+        """Every live document, ``batch`` at a time (from a copy taken under the lock)."""
+        with self._lock:
+            docs = list(self._docs.values())
+        for start in range(0, len(docs), batch):
+            yield docs[start : start + batch]
 
     def put_recommendations(self, recs: list[CachedRecommendations]) -> None:
         with self._lock:

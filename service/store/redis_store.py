@@ -17,7 +17,7 @@ replicated primary; Redis Cluster would need a hash tag per item (see docs/index
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import redis
 
@@ -156,6 +156,20 @@ class RedisStore:
 
     def count(self) -> int:
         return int(self._call(self._redis.get, self._key("live")) or 0)
+
+    def iter_items(self, *, batch: int = 1000) -> Iterator[list[ItemDocument]]:
+        """Every live document, ``batch`` at a time: HSCAN over the version hash, then MGET (tombstones skipped)."""
+        ids: list[str] = []
+        try:
+            for item_id, _ in self._redis.hscan_iter(self._key("ver"), count=batch):
+                ids.append(item_id.decode("utf-8"))
+                if len(ids) >= batch:
+                    yield [doc for doc in self.get_items(ids) if doc is not None]
+                    ids = []
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise DependencyUnavailable(f"redis: {exc}", retry_after_s=1) from exc
+        if ids:
+            yield [doc for doc in self.get_items(ids) if doc is not None]
 
     # --- keyphrase recommendation cache
     def put_recommendations(self, recs: list[CachedRecommendations]) -> None:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from service.inference.base import ModelInfo, TensorSpec
-from service.inference.metrics import InstrumentedBackend, publish_served_versions
+from service.inference.metrics import INFERENCE_REGISTRY, InstrumentedBackend
 from service.logging import JsonFormatter, RequestContextMiddleware, request_id_var
 
 
@@ -94,7 +94,9 @@ class _Plumbing:
 
 
 def _sample(name: str, **labels) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    value = INFERENCE_REGISTRY.get_sample_value(name, labels) or 0.0
+    assert value == (REGISTRY.get_sample_value(name, labels) or 0.0)  # also in the process-wide registry
+    return value
 
 
 def test_instrumented_backend_records_rows_latency_and_errors() -> None:
@@ -111,9 +113,3 @@ def test_instrumented_backend_records_rows_latency_and_errors() -> None:
         backend.infer("m", {"x": np.ones((0, 2), np.float32)})
     assert _sample("shoprank_inference_errors_total", error="RuntimeError", **labels) == before_errors + 1
     assert backend.model_info("m").version == "3" and backend.newest_version("m") == "4"  # extras pass through
-
-
-def test_served_versions_are_published() -> None:
-    publish_served_versions({"encoder": "7", "ranker": "not-a-number"})
-    assert _sample("shoprank_model_version", model="encoder") == 7
-    assert REGISTRY.get_sample_value("shoprank_model_version", {"model": "ranker"}) is None
