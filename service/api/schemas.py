@@ -167,6 +167,7 @@ def request_models(settings: Settings) -> RequestModels:
 
     class ItemWrite(BaseModel):
         model_config = STRICT
+        item_id: ItemId | None = Field(None, description="optional; when given it must equal the path's id")
         version: int = Field(ge=0, description="must be newer than the stored version (else 409)")
         title: Text
         category: Category = ""

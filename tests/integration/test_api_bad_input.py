@@ -28,6 +28,7 @@ CASES = [
     ("post", "/v1/retrieve", {"query": ["drill"]}, 422, "invalid_input", "query"),
     ("post", "/v1/rank", {"query": "drill", "items": ITEM}, 422, "invalid_input", "items"),
     ("put", "/v1/items/x", {"version": "new", "title": "t"}, 422, "invalid_input", "version"),
+    ("put", "/v1/items/x", {"item_id": "y", "version": 1, "title": "t"}, 422, "invalid_input", "path says"),
     ("post", "/v1/retrieve", '{"query": "drill", ', 400, "malformed_json", "not valid JSON"),
     ("post", "/v1/rank", "not json at all", 400, "malformed_json", "not valid JSON"),
     ("post", "/v1/rank", '{"query": "drill", "items": [{"id": "1", "title": "a"}], "min_relevance": NaN}', 422,

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Response
 
 from service.api.deps import ApiKeyRequired, RuntimeDep
+from service.errors import InvalidInput
 from service.api.schemas import ItemWriteResponse, RequestModels
 from service.replication import WriteReceipt, item_writer
 from service.store.base import ItemDocument
@@ -23,7 +24,9 @@ def router(models: RequestModels) -> APIRouter:
     @api.put("/v1/items/{item_id}", response_model=ItemWriteResponse)
     def put_item(item_id: ItemIdPath, body: ItemWrite, runtime: RuntimeDep, response: Response) -> ItemWriteResponse:
         """Create or replace an item at a newer version; searchable when this returns (embedded)."""
-        doc = ItemDocument(item_id=item_id, **body.model_dump())
+        if body.item_id is not None and body.item_id != item_id:
+            raise InvalidInput(f"item_id: body says {body.item_id!r} but the path says {item_id!r}")
+        doc = ItemDocument(**(body.model_dump() | {"item_id": item_id}))
         return _answer(item_writer(runtime).upsert(doc), response)
 
     @api.delete("/v1/items/{item_id}", response_model=ItemWriteResponse)
