@@ -50,3 +50,19 @@ def load_teacher_scores(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path} lacks teacher-score columns {missing} (needs {REQUIRED})")
     return frame.assign(left=frame["left"].astype(str), right=frame["right"].astype(str),
                         score=frame["score"].astype(float))[list(REQUIRED)]
+
+
+def write_teacher_scores(*, settings, data_dir: Path, out_path: Path, split: str = "train") -> Path:
+    """Score every distinct (query, title) pair of ``split`` with the served ranker and save them.
+
+    Uses the service's own inference seam (``settings.model_repo`` / ``settings.ranker_model``,
+    embedded ONNX Runtime or Triton), so the scores are those of the deployed precision (int8).
+    """
+    from service.inference.factory import make_backend, make_pair_scorer
+    from training.data import labelled_pairs, split_frame
+
+    pairs = split_frame(labelled_pairs(data_dir), split)[["query", "title"]].drop_duplicates()
+    scorer = make_pair_scorer(make_backend(settings), settings)
+    lefts, rights = pairs["query"].tolist(), pairs["title"].tolist()
+    frame = pd.DataFrame({"left": lefts, "right": rights, "score": score_pairs(scorer=scorer, lefts=lefts, rights=rights)})
+    return save_teacher_scores(out_path, frame)

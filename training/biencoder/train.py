@@ -138,3 +138,15 @@ def train_student(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: S
     }
     (out_dir / "shoprank_student.json").write_text(json.dumps(meta, indent=2, default=str))
     return out_dir
+
+
+def train_student_from_files(*, data_dir: Path, teacher_scores: Path | None, config: StudentConfig,
+                             out_dir: Path) -> Path:
+    """``shoprank train student``: train-split query–item rows (+ simulated clicks) and a teacher-score file."""
+    from training.biencoder.teacher_scores import load_teacher_scores
+    from training.data import labelled_pairs, split_frame
+    from training.tasks import query_item_rows
+
+    rows = query_item_rows(split_frame(labelled_pairs(data_dir), "train"))
+    teacher = load_teacher_scores(teacher_scores) if teacher_scores is not None and config.use_kd else None
+    return train_student(rows=rows, teacher=teacher, config=config, out_dir=out_dir)
