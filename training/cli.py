@@ -1,4 +1,4 @@
-"""Offline commands: ``shoprank train ranker``, ``shoprank export``, ``shoprank eval``, ``shoprank verify-data``.
+"""Offline commands: ``shoprank prepare``, ``train ranker``, ``export``, ``eval``, ``verify-data``.
 
 Registered on the ``shoprank`` typer app by ``service/cli.py``; heavy imports stay inside the commands so the
 serving CLI starts without torch.
@@ -78,6 +78,28 @@ def eval_command(
         out.write_text(table + "\n")
 
 
+def prepare_command() -> None:
+    """Check data and models, then build (or restore) the item and keyphrase indexes and snapshot them.
+
+    The models are shipped in ``model_repo/`` (int8 ONNX); ``shoprank train ranker`` + ``shoprank export``
+    rebuild them. The first run encodes the whole catalogue (≈ 2 min on 2 cores); later runs restore snapshots.
+    """
+    import time
+
+    from service.inference.repository import latest_version
+    from service.runtime import build_runtime
+
+    settings = Settings()
+    verify_data(settings.data_dir)
+    for model in (settings.encoder_model, settings.ranker_model):
+        typer.echo(f"model {latest_version(settings.model_repo, model).tag} found")
+    started = time.perf_counter()
+    runtime = build_runtime(settings)
+    typer.echo(f"indexes ready in {time.perf_counter() - started:.1f}s: {len(runtime.items)} items, "
+               f"{len(runtime.keyphrases)} keyphrases (snapshots in {settings.state_dir}/)")
+    runtime.close()
+
+
 def verify_data_command() -> None:
     """Check the vendored data file against its sha256."""
     verify_data(Settings().data_dir)
@@ -89,3 +111,4 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export_command)
     app.command("eval")(eval_command)
     app.command("verify-data")(verify_data_command)
+    app.command("prepare")(prepare_command)
