@@ -159,3 +159,25 @@ def test_reweighting_moves_llm_labels_to_the_human_prior(judge, tmp_path):
                                  progress=False)
     np.testing.assert_allclose(labels[["p_irrelevant", "p_partial", "p_exact"]].mean(), target, atol=1e-6)
     assert report["adjusted"]["mode"] == "reweight"
+
+
+def test_label_split_end_to_end_from_settings(judge, tmp_path):
+    """The `shoprank label` path: Settings → real data split → judge server → parquet + report."""
+    import json
+    from pathlib import Path
+
+    from service.settings import Settings
+    from training.labels.run import label_split
+
+    settings = Settings(teacher_base_url=judge.base_url, teacher_model="judge-model", teacher_api_key=API_KEY,
+                        teacher_concurrency=4, teacher_backoff_s=0.01, teacher_cache_path=tmp_path / "cache.sqlite")
+    out = tmp_path / "labels" / "validation.parquet"
+    data = Path(__file__).resolve().parents[2] / "data"
+    report = label_split(settings=settings, data_dir=data, split="validation", out_path=out, limit=12, progress=False)
+    labels = pd.read_parquet(out)
+    assert len(labels) == 12 == report["judged"] and labels["soft"].all()
+    assert json.loads(out.with_suffix(".json").read_text())["distribution_hard"] == report["distribution_hard"]
+    assert set(report["human_distribution_hard"]) == {"irrelevant", "partial", "exact"}
+    with pytest.raises(TeacherError, match="SHOPRANK_TEACHER_BASE_URL"):
+        label_split(settings=Settings(teacher_cache_path=tmp_path / "c2.sqlite"), data_dir=data, split="validation",
+                    out_path=tmp_path / "x.parquet", limit=1, progress=False)

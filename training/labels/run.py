@@ -13,7 +13,9 @@ split, and train the ranker on ``1 + expected`` instead of the human ``relevance
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -91,3 +93,28 @@ def label_pairs(*, pairs: pd.DataFrame, client: TeacherClient, target=None, mode
 
 def open_cache(settings) -> JudgementCache:
     return JudgementCache(settings.teacher_cache_path)
+
+
+def label_split(*, settings, data_dir: Path, split: str, out_path: Path, limit: int | None = None, seed: int = 13,
+                target=None, mode: Adjust = "none", progress: bool = True) -> dict:
+    """``shoprank label``: judge a split's (query, title) pairs with the configured LLM; write labels + report.
+
+    Writes ``out_path`` (parquet, columns above) and ``out_path.with_suffix('.json')`` (the report,
+    with the human labels' distribution beside the teacher's for the same pairs).
+    """
+    from training.data import labelled_pairs, split_frame
+
+    pairs = split_frame(labelled_pairs(data_dir), split)
+    if limit:
+        pairs = pairs.sample(n=min(limit, len(pairs)), random_state=seed).reset_index(drop=True)
+    cache = open_cache(settings)
+    try:
+        labels, report = label_pairs(pairs=pairs, client=TeacherClient.from_settings(settings, cache=cache),
+                                     target=target, mode=mode, progress=progress)
+    finally:
+        cache.close()
+    report["human_distribution_hard"] = label_distribution(pairs["label"].to_numpy())
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    labels.to_parquet(out_path, index=False)
+    out_path.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    return report
