@@ -37,7 +37,7 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     item_id: str = Field(min_length=1)
-    version: int = Field(ge=1, lt=2**63)
+    version: int = Field(ge=0, lt=2**63)
 
     @field_validator("item_id")
     @classmethod

@@ -51,7 +51,8 @@ class FollowerState:
     """What a snapshot must capture besides the index: versions and the offsets they reach."""
 
     versions: dict[int, int] = field(default_factory=dict)
-    """stable_id(item) → version held by the index (seed items are implicitly version 0)."""
+    """stable_id(item) → version held by the index (items never seen here: -1; seed items are at 0
+    in the store, which the indexer checks first, so no record at version 0 reaches the log for them)."""
     offsets: dict[int, int] = field(default_factory=dict)
     """partition → next offset to read."""
     docs: dict[str, tuple[int, ItemDocument | None]] = field(default_factory=dict)
@@ -171,7 +172,7 @@ class ReplicaFollower:
             if held is None or record.version >= held[0].version:
                 latest[record.item_id] = (record, encoder)
         fresh = [(rec, enc) for rec, enc in latest.values()
-                 if rec.version > self.state.versions.get(stable_id(rec.item_id), 0)]
+                 if rec.version > self.state.versions.get(stable_id(rec.item_id), -1)]
         SKIPPED.labels("stale").inc(len(latest) - len(fresh))
         upserts = [(rec, enc) for rec, enc in fresh if not rec.deleted]
         deletes = [rec for rec, _ in fresh if rec.deleted]

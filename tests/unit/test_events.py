@@ -46,7 +46,7 @@ def test_valid_upsert_and_delete_round_trip() -> None:
         (b"[1, 2]", "invalid"),
         (raw(**upsert(type="rename")), "invalid"),
         (raw(item_id="100001", version=1, title="no type"), "invalid"),
-        (raw(**upsert(version=0)), "invalid"),
+        (raw(**upsert(version=-1)), "invalid"),
         (raw(**upsert(version="seven")), "invalid"),
         (raw(**upsert(title="")), "invalid"),
         (raw(**upsert(title="   ")), "invalid"),

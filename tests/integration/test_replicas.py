@@ -1,0 +1,126 @@
+"""Service replicas following the vector log, checked through the HTTP API (real Tansu, Redis, ONNX).
+
+Each app is ``create_app`` with Kafka and Redis configured; an indexer worker runs on a thread
+of the test process. Searchable means: ``POST /v1/retrieve`` with the item's own title returns it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from service.api.app import create_app
+from service.replication import start_replication
+from service.runtime import build_runtime
+from service import pipelines
+from tests.conftest import serving
+from tests.integration.nrt_helpers import delete, nrt_settings, produce, running_indexer, upsert, wait_until
+
+pytestmark = pytest.mark.integration
+
+SHOVEL = "Zebra Striped Titanium Snow Shovel with Ergonomic Handle"
+ARMCHAIR = "Purple Velvet Tufted Armchair with Walnut Legs"
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory):
+    """Shared by the module's replicas so the seed and keyphrase indexes are built once."""
+    return tmp_path_factory.mktemp("replica-state")
+
+
+@pytest.fixture()
+def settings(kafka_bootstrap, redis_url, model_repo, state_dir):
+    return nrt_settings(kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, model_repo=model_repo,
+                        state_dir=state_dir, replica_id=f"r-{time.time_ns()}")
+
+
+def retrieve(client, query: str, k: int = 5) -> list[dict]:
+    response = client.post("/v1/retrieve", json={"query": query, "k": k})
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def top_id(client, query: str) -> str | None:
+    items = retrieve(client, query, k=1)
+    return items[0]["id"] if items else None
+
+
+def test_stream_changes_are_searchable_updated_and_deleted(settings) -> None:
+    with serving(create_app(settings)) as client, running_indexer(settings):
+        started = time.monotonic()
+        produce(settings, [upsert("nrt-1", 1, SHOVEL, category="snow removal")])
+        wait_until(lambda: top_id(client, SHOVEL) == "nrt-1", what="new item searchable")
+        print(f"event → searchable through HTTP in {time.monotonic() - started:.2f}s (incl. polling)")
+        hit = retrieve(client, SHOVEL, k=1)[0]
+        assert hit["title"] == SHOVEL and hit["category"] == "snow removal"
+
+        produce(settings, [upsert("nrt-1", 2, ARMCHAIR)])
+        wait_until(lambda: top_id(client, ARMCHAIR) == "nrt-1", what="update searchable")
+        assert top_id(client, SHOVEL) != "nrt-1"  # the old vector is gone, not just shadowed
+        assert retrieve(client, ARMCHAIR, k=1)[0]["title"] == ARMCHAIR
+
+        produce(settings, [upsert("nrt-1", 1, SHOVEL), delete("nrt-1", 3)])  # a late old version, then a delete
+        wait_until(lambda: "nrt-1" not in [i["id"] for i in retrieve(client, ARMCHAIR, k=20)], what="delete visible")
+        assert "nrt-1" not in [i["id"] for i in retrieve(client, SHOVEL, k=20)]
+        gone = client.post("/v1/keyphrases/recommend", json={"item_id": "nrt-1", "k": 5})
+        assert gone.status_code == 404
+
+        produce(settings, [upsert("nrt-1", 2, SHOVEL)])  # older than the tombstone: stays deleted
+        produce(settings, [upsert("nrt-marker", 1, "Marker Item Copper Rain Chain")])
+        wait_until(lambda: top_id(client, "Marker Item Copper Rain Chain") == "nrt-marker", what="marker applied")
+        assert "nrt-1" not in [i["id"] for i in retrieve(client, SHOVEL, k=20)]
+
+
+def test_http_writes_are_published_and_come_back_through_the_stream(settings) -> None:
+    with serving(create_app(settings)) as client, running_indexer(settings):
+        body = {"version": 1, "title": SHOVEL, "category": "snow removal"}
+        response = client.put("/v1/items/http-1", json=body)
+        assert response.status_code == 202 and response.json()["status"] == "published", response.text
+        wait_until(lambda: top_id(client, SHOVEL) == "http-1", what="published write searchable")
+        stale = client.put("/v1/items/http-1", json=body)
+        assert stale.status_code == 409 and stale.json()["error"]["code"] == "stale_version"
+        assert client.delete("/v1/items/http-1", params={"version": 2}).status_code == 202
+        wait_until(lambda: "http-1" not in [i["id"] for i in retrieve(client, SHOVEL, k=20)], what="delete applied")
+
+
+def test_two_replicas_follow_the_same_changes(settings) -> None:
+    other = settings.model_copy(update={"replica_id": settings.replica_id + "-b"})
+    titles = {f"pair-{i}": f"Handmade Ceramic Planter Pot Number {i} in Glazed Teal" for i in range(8)}
+    with serving(create_app(settings)) as first, serving(create_app(other)) as second, running_indexer(settings):
+        produce(settings, [upsert(item, 1, title) for item, title in titles.items()])
+        produce(settings, [delete("pair-0", 2)])
+        for client in (first, second):
+            wait_until(lambda: all(top_id(client, t) == i for i, t in titles.items() if i != "pair-0"),
+                       what="every replica serves the new items")
+            assert "pair-0" not in [x["id"] for x in retrieve(client, titles["pair-0"], k=20)]
+
+
+def test_restarted_replica_restores_its_snapshot_and_replays_only_the_rest(settings) -> None:
+    before = {f"snap-{i}": f"Vintage Brass Door Knocker Style {i}" for i in range(5)}
+    after = {f"late-{i}": f"Bamboo Bath Mat Roll Design {i}" for i in range(5)}
+
+    def found(runtime, titles) -> bool:
+        return all(pipelines.retrieve(runtime, query=t, k=1)[0].item.item_id == i for i, t in titles.items())
+
+    with running_indexer(settings):
+        runtime = build_runtime(settings)
+        handle = start_replication(runtime)
+        produce(settings, [upsert(item, 1, title) for item, title in before.items()])
+        wait_until(lambda: found(runtime, before), what="first batch in the replica")
+        handle.close()  # writes a snapshot with the offsets it covers
+        offsets_at_close = dict(handle.follower.state.offsets)
+        runtime.close()
+
+        produce(settings, [upsert(item, 1, title) for item, title in after.items()])  # while the replica is down
+        produce(settings, [delete("snap-0", 2)])
+        runtime = build_runtime(settings)
+        applied: list[str] = []
+        handle = start_replication(runtime, on_applied=lambda records, _: applied.extend(r.item_id for r in records))
+        assert handle.follower.state.offsets.keys() >= offsets_at_close.keys()
+        wait_until(lambda: found(runtime, after), what="changes made while down are replayed")
+        assert found(runtime, {k: v for k, v in before.items() if k != "snap-0"})
+        assert "snap-0" not in [r.item.item_id for r in pipelines.retrieve(runtime, query=before["snap-0"], k=20)]
+        assert sorted(applied) == sorted([*after, "snap-0"]), "replayed records the snapshot already covered"
+        handle.close()
+        runtime.close()
