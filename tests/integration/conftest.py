@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.servers import redis_server, tansu_broker
+from tests.integration.triton_server import triton, triton_repo  # noqa: F401 - session fixtures (real tritonserver)
 
 
 @pytest.fixture(scope="session")

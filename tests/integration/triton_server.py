@@ -115,3 +115,23 @@ class TritonServer:
     def __exit__(self, *exc) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- pytest fixtures (conftest imports them)
+
+import pytest  # noqa: E402 - fixtures below; the launcher above is usable without pytest (bench/)
+
+from training.export.python_backend import python_backend_repository  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def triton_repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's ``model_repo/`` as a Python-backend test repository (same ONNX files, linked)."""
+    return python_backend_repository(source_repo=model_repo, target_repo=tmp_path_factory.mktemp("triton-repo"))
+
+
+@pytest.fixture(scope="session")
+def triton(triton_repo: Path):
+    """A real ``tritonserver`` serving ``triton_repo`` on free loopback ports, for the whole session."""
+    with TritonServer(triton_repo) as server:
+        yield server
