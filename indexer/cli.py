@@ -45,6 +45,25 @@ def run_indexer(
     worker.run(stop=_stop_on_signals())
 
 
+@indexer_app.command("recommend")
+def run_recommendations(client_id: str = typer.Option("recommendations", help="Kafka client id")) -> None:
+    """Follow the vector log in its own group and cache keyphrase recommendations for changed items."""
+    from indexer.recommend import RecommendationWorker, recommendations_group
+    from service.runtime import build_runtime
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    if not settings.kafka_bootstrap or not settings.redis_url:
+        raise typer.BadParameter("needs SHOPRANK_KAFKA_BOOTSTRAP and SHOPRANK_REDIS_URL")
+    runtime = build_runtime(settings)
+    typer.echo(f"caching recommendations from {settings.kafka_vectors_topic} as {recommendations_group(settings)}",
+               err=True)
+    try:
+        RecommendationWorker(settings=settings, runtime=runtime, client_id=client_id).run(stop=_stop_on_signals())
+    finally:
+        runtime.close()
+
+
 def produce_sample(
     limit: int = typer.Option(1000, help="catalogue items to create"),
     updates: int = typer.Option(200, help="random title updates after the creates"),

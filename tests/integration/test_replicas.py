@@ -124,3 +124,37 @@ def test_restarted_replica_restores_its_snapshot_and_replays_only_the_rest(setti
         assert sorted(applied) == sorted([*after, "snap-0"]), "replayed records the snapshot already covered"
         handle.close()
         runtime.close()
+
+
+def test_keyphrase_recommendations_are_cached_when_items_change(settings) -> None:
+    import threading
+
+    from indexer.recommend import RecommendationWorker
+    from service.store.redis_store import RedisStore
+
+    store = RedisStore(settings)
+    with serving(create_app(settings)) as client, running_indexer(settings):
+        runtime = build_runtime(settings)
+        worker = RecommendationWorker(settings=settings, runtime=runtime)
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, kwargs={"stop": stop}, daemon=True)
+        thread.start()
+        try:
+            produce(settings, [upsert("kp-1", 1, SHOVEL, category="snow removal")])
+            cached = wait_until(lambda: store.get_recommendations("kp-1"), timeout_s=60, what="recommendations cached")
+            assert cached.item_version == 1 and cached.model_version == runtime.model_version
+            body = client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1", "k": 5}).json()
+            assert body["source"] == "cache"
+            assert [k["keyphrase"] for k in body["keyphrases"]] == [k.keyphrase for k in cached.keyphrases[:5]]
+
+            produce(settings, [upsert("kp-1", 2, ARMCHAIR)])
+            wait_until(lambda: store.get_recommendations("kp-1").item_version == 2, timeout_s=60,
+                       what="recommendations refreshed for the new version")
+            wait_until(lambda: client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1"}).json()["source"]
+                       == "cache", what="the API serves the refreshed cache")
+        finally:
+            stop.set()
+            thread.join(30)
+            runtime.close()
+            store.close()
+    assert worker.cached >= 2
