@@ -79,6 +79,7 @@ class ReplicaFollower:
         self._thread: threading.Thread | None = None
         self._consumer: KafkaConsumer | None = None
         self._snapshot_at = time.monotonic()
+        self._lag_at = 0.0
         self._changed_since_snapshot = False
 
     # --- lifecycle
@@ -113,6 +114,7 @@ class ReplicaFollower:
                     self.caught_up.set()
                 if time.monotonic() - self._snapshot_at >= self.settings.replica_snapshot_interval_s:
                     self.snapshot()
+                if time.monotonic() - self._lag_at >= 5.0:
                     self._update_lag()
         except Exception as exc:  # noqa: BLE001 - kept for start()/health; the replica stops following
             log.exception("replica follower stopped")
@@ -147,6 +149,7 @@ class ReplicaFollower:
         return all(self._consumer.position(tp) >= end for tp, end in targets.items())
 
     def _update_lag(self) -> None:
+        self._lag_at = time.monotonic()
         assigned = list(self._consumer.assignment())
         ends = self._consumer.end_offsets(assigned)
         LAG.set(sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned))
