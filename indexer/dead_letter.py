@@ -18,6 +18,7 @@ class DeadLetters:
     def __init__(self, producer: KafkaProducer, *, topic: str) -> None:
         self._producer = producer
         self._topic = topic
+        self._pending: list = []
         self.sent = 0
 
     def send(self, *, key: bytes | None, value: bytes | None, reason: str, detail: str,
@@ -29,9 +30,14 @@ class DeadLetters:
             ("source_partition", str(source_partition).encode("ascii")),
             ("source_offset", str(source_offset).encode("ascii")),
         ]
-        self._producer.send(self._topic, key=key, value=value or b"", headers=headers)
+        self._pending.append(self._producer.send(self._topic, key=key, value=value or b"", headers=headers))
         self.sent += 1
 
     def flush(self, *, timeout_s: float) -> None:
-        """Block until every dead letter is acknowledged (acks=all) or raise."""
+        """Block until every dead letter is acknowledged (acks=all) or raise the send error."""
+        if not self._pending:
+            return
         self._producer.flush(timeout=timeout_s)
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.get(timeout=timeout_s)
