@@ -124,6 +124,7 @@ class ModelSwapWatcher:
         self._failed: set[tuple[str, str]] = set()  # (encoder, ranker) versions that did not load
         self._retired: list[InferenceBackend] = []  # backends no runtime refers to any more
         self._owned: list[InferenceBackend] = []  # backends made here that the runtime does not close
+        self._indexed_encoder: str | None = None  # the encoder version the serving indexes were built with
 
     def start(self) -> "ModelSwapWatcher":
         self._thread = threading.Thread(target=self._run, name="model-swap", daemon=True)
@@ -156,7 +157,10 @@ class ModelSwapWatcher:
         if runtime is None:
             return None
         settings = self._settings
-        have = (runtime.encoder.version, runtime.scorer.version)
+        if self._indexed_encoder is None:
+            self._indexed_encoder = runtime.encoder.version  # first sight: the indexes were built with it
+        # the index's encoder, not the encoder's current pin: Triton may have moved a pin whose version it unloaded
+        have = (self._indexed_encoder, runtime.scorer.version)
         want = (newest_version(runtime.encoder.backend, settings, settings.encoder_model) or have[0],
                 newest_version(runtime.scorer.backend, settings, settings.ranker_model) or have[1])
         if want == have or want in self._failed:
@@ -216,10 +220,11 @@ class ModelSwapWatcher:
         with runtime._write_lock:  # shared by both runtimes: no write can slip between catch-up and switch
             caught = indexed.catch_up(fresh, batch=settings.index_build_batch)
             self._slot.runtime = fresh
+            self._indexed_encoder = encoder.version
         self._stop.wait(self._grace_s)  # requests that took the old runtime finish (or write) meanwhile
         with fresh._write_lock:
             late = indexed.catch_up(fresh, batch=settings.index_build_batch)
-        log.info("model swap: caught up %d items at the switch and %d after it", caught, late)
+        log.info("model swap: %d items caught up at the switch, %d re-embedded after the grace period", caught, late)
         old = [runtime.backend] + ([runtime.scorer.backend] if runtime.scorer.backend is not runtime.backend else [])
         self._retired += old
         self._owned = [b for b in self._owned if all(b is not r for r in old)]
