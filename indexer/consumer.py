@@ -4,6 +4,11 @@ Offsets are committed by hand and only for batches that are durable (``enable_au
 is off). When the group rebalances, ``FlushOnRevoke`` makes the pending batch durable and
 commits it *before* the partitions move, so the next owner starts right after it instead of
 re-applying it (re-applying would be harmless, only slower).
+
+kafka-python 3 runs rebalance callbacks on the consumer's IO thread, where the blocking
+``consumer.commit`` is refused; the listener is therefore an ``AsyncConsumerRebalanceListener``
+that awaits ``commit_async`` on that loop. The main thread is blocked in ``poll`` while a
+rebalance runs, so the listener and the worker never touch the batch at the same time.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from service.settings import Settings
@@ -47,27 +54,40 @@ def make_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
     )
 
 
-class FlushOnRevoke(ConsumerRebalanceListener):
-    """Calls ``flush`` (apply + commit) when partitions are revoked; logs assignments."""
+class FlushOnRevoke(AsyncConsumerRebalanceListener):
+    """On revoke: make the open batch durable (``make_durable`` returns its offsets) and commit them."""
 
-    def __init__(self, flush: Callable[[], None]) -> None:
-        self._flush = flush
+    def __init__(self, make_durable: Callable[[], dict[tuple[str, int], int]], consumer_ref: Callable[[], KafkaConsumer]) -> None:
+        self._make_durable = make_durable
+        self._consumer = consumer_ref
         self.assignments: list[set[TopicPartition]] = []
+        self.revoke_commits = 0
 
-    def on_partitions_revoked(self, revoked) -> None:
+    async def on_partitions_revoked(self, revoked) -> None:
         log.info("partitions revoked: %s; flushing the pending batch", sorted(revoked))
-        self._flush()
+        next_offsets = self._make_durable()  # blocking work that does not touch this consumer
+        if not next_offsets:
+            return
+        try:
+            await self._consumer().commit_async(as_commit(next_offsets))
+            self.revoke_commits += 1
+        except KafkaError as exc:  # the next owner re-delivers; the apply drops the duplicates
+            log.warning("commit on revoke failed (batch is durable, re-delivery is harmless): %s", exc)
 
-    def on_partitions_assigned(self, assigned) -> None:
+    async def on_partitions_assigned(self, assigned) -> None:
         log.info("partitions assigned: %s", sorted(assigned))
         self.assignments.append(set(assigned))
+
+
+def as_commit(next_offsets: dict[tuple[str, int], int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    return {TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in next_offsets.items()}
 
 
 def commit_offsets(consumer: KafkaConsumer, next_offsets: dict[tuple[str, int], int]) -> None:
     """Synchronously commit ``offset = last applied + 1`` for each (topic, partition)."""
     if next_offsets:
-        consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-                         for (topic, partition), offset in next_offsets.items()})
+        consumer.commit(as_commit(next_offsets))
 
 
 def lag_by_partition(consumer: KafkaConsumer) -> dict[TopicPartition, int]:

@@ -47,7 +47,7 @@ class IndexerWorker:
         self.max_apply_attempts = max_apply_attempts
         self.lag_every_s = lag_every_s
         self.closers = closers  # what ``run`` releases on exit (producer, store)
-        self.listener = FlushOnRevoke(self.flush)
+        self.listener = FlushOnRevoke(self.make_durable, lambda: self.consumer)
         self.applied_batches = 0
         self._lag_at = 0.0
 
@@ -92,18 +92,23 @@ class IndexerWorker:
 
     def flush(self) -> None:
         """Make everything consumed so far durable, then commit its offsets."""
-        batch = self.batcher.drain()
-        if not batch.consumed:
-            return
-        result = self._apply_with_retries(batch) if batch.events else None
-        self.dead_letters.flush(timeout_s=self.settings.kafka_request_timeout_ms / 1000)
+        next_offsets = self.make_durable()
         try:
-            commit_offsets(self.consumer, batch.next_offsets)
+            commit_offsets(self.consumer, next_offsets)
         except CommitFailedError as exc:
             # The group moved on; the new owner re-delivers and the apply drops the duplicates.
             log.warning("commit failed after a rebalance (batch is durable, re-delivery is harmless): %s", exc)
+
+    def make_durable(self) -> dict[tuple[str, int], int]:
+        """Apply the open batch and flush its dead letters; returns the offsets it allows to commit."""
+        batch = self.batcher.drain()
+        if not batch.consumed:
+            return {}
+        result = self._apply_with_retries(batch) if batch.events else None
+        self.dead_letters.flush(timeout_s=self.settings.kafka_request_timeout_ms / 1000)
         self.applied_batches += 1
         self._record(batch, result)
+        return batch.next_offsets
 
     def _apply_with_retries(self, batch) -> ApplyResult:
         for attempt in range(1, self.max_apply_attempts + 1):

@@ -7,6 +7,7 @@ and the committed offsets; the HTTP path is in ``test_replicas.py``.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import pytest
@@ -131,3 +132,26 @@ def test_restarted_worker_resumes_after_its_last_commit(settings, store) -> None
         assert (docs[item_id].title if docs[item_id] else None) == title
     versions = Counter((rec.item_id, rec.version) for rec in vector_log(settings))
     assert set(versions.values()) == {1}, "a committed event was re-published after the restart"
+
+
+def test_rebalance_flushes_and_commits_the_open_batch_before_partitions_move(kafka_bootstrap, redis_url, model_repo,
+                                                                             tmp_path) -> None:
+    # Batches that would stay open for a minute: only the revoke callback can make them durable early.
+    settings = nrt_settings(kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, model_repo=model_repo,
+                            state_dir=tmp_path, indexer_batch_max_wait_s=60.0, indexer_batch_max_events=10_000)
+    store = RedisStore(settings)
+    events = [upsert(f"rb-{i}", 1, f"outdoor string lights {i}") for i in range(20)]
+    with running_indexer(settings, client_id="holder") as holder:
+        wait_until(lambda: holder.listener.assignments, timeout_s=30, what="first member assigned")
+        produce(settings, events)
+        wait_until(lambda: holder.batcher.pending == 20, what="records waiting in the open batch")
+        assert store.count() == 0 and sum(committed(settings).values()) == 0
+        started = time.monotonic()
+        with running_indexer(settings, client_id="joiner"):
+            wait_until(lambda: sum(committed(settings).values()) == 20, timeout_s=30,
+                       what="open batch committed by the revoke callback")
+            assert store.count() == 20 and time.monotonic() - started < 30
+        assert holder.listener.revoke_commits >= 1
+    published = Counter((rec.item_id, rec.version) for rec in vector_log(settings))
+    assert len(published) == 20 and set(published.values()) == {1}
+    store.close()
