@@ -99,6 +99,12 @@ def retrieve(runtime: Runtime, *, query: str, k: int) -> list[RetrievedItem]:
     return [RetrievedItem(item=doc, score=score) for doc, (_, score) in zip(docs, hits) if doc is not None]
 
 
+def keyphrase_floor(runtime: Runtime) -> float:
+    """The relevance filter's P(y ≥ partial) floor: the setting if given, else the served ranker's calibrated one."""
+    configured = runtime.settings.keyphrase_min_relevance
+    return configured if configured is not None else runtime.scorer.relevance_floor()
+
+
 def recommend_keyphrases(runtime: Runtime, *, item: ItemDocument, k: int) -> list[KeyphraseRecommendation]:
     """Keyphrases for an item: ANN candidates kept when the ranker's P(y ≥ partial) clears the floor."""
     settings = runtime.settings
@@ -111,7 +117,7 @@ def recommend_keyphrases(runtime: Runtime, *, item: ItemDocument, k: int) -> lis
     phrases, ann = [c[0] for c in candidates], np.array([c[1] for c in candidates])
     rel = runtime.scorer.score(phrases, [item.text] * len(phrases), task="query_item").relevance
     labels = rel.labels
-    keep = np.flatnonzero(rel.p_partial_or_better >= settings.keyphrase_min_relevance)
+    keep = np.flatnonzero(rel.p_partial_or_better >= keyphrase_floor(runtime))
     best = keep[np.lexsort((-ann[keep], -rel.expected[keep]))][:k]  # expected relevance, then ANN score
     return [KeyphraseRecommendation(keyphrase=phrases[r], score=ann[r], p_partial_or_better=rel.p_partial_or_better[r],
                                     p_exact=rel.p_exact[r], expected=rel.expected[r], label=labels[r]) for r in best]

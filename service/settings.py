@@ -106,7 +106,8 @@ class Settings(BaseSettings):
 
     # --- ranking / keyphrases
     profiles: dict[str, WeightProfile] = Field(default_factory=lambda: dict(DEFAULT_PROFILES))
-    keyphrase_min_relevance: float = Field(0.5, ge=0, le=1)
+    # None = the floor calibrated for the served ranker version (its card); a number overrides it
+    keyphrase_min_relevance: float | None = Field(None, ge=0, le=1)
     keyphrase_candidates_factor: int = Field(3, ge=1)
     keyphrase_cache_k: int = Field(20, ge=1)  # recommendations cached per item (requests with k ≤ this hit the cache)
 

@@ -1,4 +1,4 @@
-"""Offline commands: ``shoprank prepare``, ``train ranker``, ``export``, ``eval``, ``verify-data``.
+"""Offline commands: ``shoprank prepare``, ``train ranker``, ``export``, ``calibrate``, ``eval``, ``verify-data``.
 
 Registered on the ``shoprank`` typer app by ``service/cli.py``; heavy imports stay inside the commands so the
 serving CLI starts without torch.
@@ -100,6 +100,13 @@ def prepare_command() -> None:
     runtime.close()
 
 
+def calibrate_command() -> None:
+    """Fit the served ranker's relevance floor on the validation split and write it into its model card."""
+    from training.evaluate.calibrate import calibrate_served_ranker
+
+    typer.echo(calibrate_served_ranker(Settings()))
+
+
 def verify_data_command() -> None:
     """Check the vendored data file against its sha256."""
     verify_data(Settings().data_dir)
@@ -112,3 +119,4 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
     app.command("verify-data")(verify_data_command)
     app.command("prepare")(prepare_command)
+    app.command("calibrate")(calibrate_command)

@@ -22,7 +22,9 @@ def _tokenizer(path: Path, max_tokens: int) -> TextTokenizer:
     return TextTokenizer(path, max_tokens=max_tokens)
 
 
+@lru_cache(maxsize=32)
 def _card(repo: Path, model: str, version: str) -> dict:
+    """A version's card (``shoprank.json``); version directories are immutable once complete."""
     import json
 
     card_path = repo / model / version / "shoprank.json"
@@ -101,6 +103,10 @@ class PairScorer(_RepoModel):
 
     def tasks(self) -> list[str]:
         return list(self.card.get("tasks", ["query_item"]))
+
+    def relevance_floor(self, default: float = 0.5) -> float:
+        """P(y ≥ partial) floor calibrated on the validation split for this very version (``shoprank calibrate``)."""
+        return float(self.card.get("calibration", {}).get("min_relevance", default))
 
     def score(self, lefts: Sequence[str], rights: Sequence[str], *, task: str = "query_item") -> PairHeads:
         if not lefts:

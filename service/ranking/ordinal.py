@@ -43,7 +43,13 @@ class OrdinalScores:
 
     @property
     def label_index(self) -> np.ndarray:
-        return np.argmax(self.class_probs, axis=1)
+        """The 3-level rule applied to the expected rating, as human means are labelled.
+
+        Chosen on the validation split over the most probable class (3-level accuracy 0.570 vs 0.499,
+        macro-F1 0.457 vs 0.341 for ranker:1): soft cumulative targets make the middle class rarely
+        the argmax even when the expected rating sits squarely in it.
+        """
+        return label_from_raw(self.raw_relevance)
 
     @property
     def labels(self) -> list[str]:

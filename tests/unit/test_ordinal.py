@@ -24,9 +24,11 @@ def test_expected_is_sum_of_cumulative_probabilities() -> None:
     assert scores.labels[1:3] == ["exact", "irrelevant"]
 
 
-def test_label_is_the_most_probable_class() -> None:
-    scores = from_cumulative_logits(np.array([[3.0, -3.0]]))  # P(y≥1)≈0.95, P(y≥2)≈0.05
-    assert scores.labels == ["partial"]
+def test_label_follows_the_three_level_rule_on_the_expected_rating() -> None:
+    # ratings 2.0 → partial, 2.61 → exact, 1.67 → irrelevant; the last one's most probable class is
+    # partial (0.58), which is why the rule, not the argmax, names the label
+    scores = from_cumulative_logits(np.array([[3.0, -3.0], [2.0, 1.0], [0.5, -3.0]]))
+    assert scores.labels == ["partial", "exact", "irrelevant"]
 
 
 @pytest.mark.parametrize(("raw", "label"), [

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from service.catalogue import load_catalogue
+from service.ranking.ordinal import label_from_raw
 from service.inference.factory import make_backend, make_encoder, make_pair_scorer
 from service.settings import Settings
 from training.data import labelled_pairs, split_frame
@@ -36,7 +37,7 @@ def evaluate_test_split(settings: Settings, *, split: str = "test") -> list[Row]
     frame["zero_shot"] = encoder_scores(frame, make_encoder(backend, settings))
     heads = ranker_heads(frame, make_pair_scorer(backend, settings))
     frame["ranker"] = heads.relevance.expected
-    mean_label = int(np.bincount(split_frame(pairs, "train")["label"]).argmax())
+    mean_label = int(label_from_raw(np.array([train_mean]))[0])  # the label of the train mean (partial)
     target = frame["relevance"].to_numpy()
     return [
         Row("random order", ndcg_at_k(frame, "random")),
