@@ -19,10 +19,10 @@ from training.data import labelled_pairs, split_frame
 
 def youden_threshold(p_relevant: np.ndarray, is_relevant: np.ndarray, *, grid: np.ndarray | None = None) -> tuple[float, float]:
     """(threshold, J) maximising TPR − FPR over the grid."""
-    grid = np.arange(0.05, 0.99, 0.01) if grid is None else grid
+    grid = np.round(np.arange(5, 99) / 100, 2) if grid is None else grid  # exact values: J is what gets served
     scores = [(p_relevant[is_relevant] >= t).mean() - (p_relevant[~is_relevant] >= t).mean() for t in grid]
     best = int(np.argmax(scores))
-    return float(round(grid[best], 2)), float(scores[best])
+    return float(grid[best]), float(scores[best])
 
 
 def calibrate_served_ranker(settings: Settings) -> dict:
