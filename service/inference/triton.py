@@ -36,8 +36,14 @@ _CONFIG_DTYPES = {"TYPE_INT64": "int64", "TYPE_FP32": "float32", "TYPE_INT32": "
 _TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.RESOURCE_EXHAUSTED"}
 
 
-class _VersionGone(Exception):
-    """The pinned version was unloaded (a newer one replaced it): re-pin, do not retry blindly."""
+class _VersionGone(DependencyUnavailable):
+    """The pinned version was unloaded (a newer one replaced it): re-pin, do not retry blindly.
+
+    If it still escapes (a second swap raced the retry), the caller gets a retriable 503.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after_s=1)
 
 
 def _is_version_gone(exc: InferenceServerException) -> bool:
