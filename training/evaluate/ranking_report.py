@@ -20,7 +20,7 @@ from training.evaluate.scorers import bm25_scores, encoder_scores, ranker_heads
 @dataclass(frozen=True)
 class Row:
     system: str
-    ndcg10: float
+    ndcg10: float | None
     rmse: float | None = None
     accuracy: float | None = None
     macro_f1: float | None = None
@@ -41,7 +41,7 @@ def evaluate_test_split(settings: Settings, *, split: str = "test") -> list[Row]
     target = frame["relevance"].to_numpy()
     return [
         Row("random order", ndcg_at_k(frame, "random")),
-        Row("train mean", ndcg_at_k(frame, "random"), rmse(np.full(len(frame), train_mean), target),
+        Row("train mean (constant)", None, rmse(np.full(len(frame), train_mean), target),
             accuracy(np.full(len(frame), mean_label), frame["label"])),
         Row("BM25 (bm25s)", ndcg_at_k(frame, "bm25")),
         Row(f"zero-shot encoder ({settings.encoder_model}, {settings.embedding_dim}-d)", ndcg_at_k(frame, "zero_shot")),
