@@ -57,7 +57,6 @@ class StudentConfig:
     threads: int = 2
     seed: int = 13
     logging_steps: int = 50
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def quick(cls, **overrides) -> "StudentConfig":
