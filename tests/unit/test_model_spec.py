@@ -103,5 +103,6 @@ def test_python_backend_repository_mirrors_the_production_repository(tmp_path: P
     version = target / "ranker" / "1"
     assert (version / "model.onnx").resolve() == (source / "ranker" / "1" / "model.onnx").resolve()
     assert (version / "model.py").read_text() == MODEL_PY.read_text()
+    assert list((version / "__pycache__").glob("model.*.pyc"))  # precompiled: the stub writes nothing there
     assert not (target / "ranker" / "2").exists()
     assert not list((target / "ranker").glob(".staging-*"))

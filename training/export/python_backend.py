@@ -10,7 +10,9 @@ Runtime. So the tests exercise exactly the production files through a real ``tri
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
+import py_compile
 import shutil
 from pathlib import Path
 
@@ -33,6 +35,10 @@ def python_backend_version(*, source_version_dir: Path, target_model_dir: Path) 
         if (source_version_dir / name).exists():
             (staging / name).symlink_to((source_version_dir / name).resolve())
     shutil.copy(MODEL_PY, staging / "model.py")
+    # Compile model.py now (hash-checked pyc): otherwise the backend stub writes __pycache__/ on first
+    # import, which Triton's repository poll takes for a changed model and reloads it once.
+    py_compile.compile(str(staging / "model.py"), cfile=importlib.util.cache_from_source(str(staging / "model.py")),
+                       doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
     staging.rename(target)
     return target
 
