@@ -43,20 +43,29 @@ class RuntimeHolder:
         self._replication: ReplicationHandle | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._stop = threading.Event()
 
     def start(self, settings: Settings) -> None:
         self._thread = threading.Thread(target=self._run, args=(settings,), name="runtime-build", daemon=True)
         self._thread.start()
 
     def _run(self, settings: Settings) -> None:
-        try:
-            runtime = self._build(settings)
-            warm_up(runtime)
-            replication = start_replication(runtime)
-        except Exception as exc:  # noqa: BLE001 - reported through /readyz and the log
-            log.exception("start-up failed")
-            self.error = f"{type(exc).__name__}: {exc}"
-            return
+        delay_s = 1.0
+        while True:
+            try:
+                runtime = self._build(settings)
+                warm_up(runtime)
+                replication = start_replication(runtime)
+                break
+            except DependencyUnavailable as exc:  # Triton/Redis/Kafka not up yet: keep trying, stay not-ready
+                log.warning("start-up waits for a dependency (retry in %.0fs): %s", delay_s, exc)
+                if self._closed or self._stop.wait(delay_s):
+                    return
+                delay_s = min(delay_s * 2, 30.0)
+            except Exception as exc:  # noqa: BLE001 - reported through /readyz and the log
+                log.exception("start-up failed")
+                self.error = f"{type(exc).__name__}: {exc}"
+                return
         if self._closed:  # shut down while building
             replication.close()
             runtime.close()
@@ -74,6 +83,7 @@ class RuntimeHolder:
 
     def close(self, *, timeout_s: float = 10.0) -> None:
         self._closed = True
+        self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
         if self._replication is not None:

@@ -11,6 +11,7 @@ import threading
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.errors import DependencyUnavailable
 from service.settings import Settings
 
 
@@ -37,6 +38,25 @@ def test_not_ready_until_built_then_failure_is_reported() -> None:
             release.wait(0.05)
         assert response.status_code == 503 and response.json()["error"]["code"] == "dependency_unavailable"
         assert "model repository unreadable" in response.json()["error"]["message"]
+
+
+def test_a_dependency_down_at_start_up_is_retried_until_it_answers() -> None:
+    attempts: list[int] = []
+
+    def build(settings: Settings):
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise DependencyUnavailable("triton is not up yet")
+        raise RuntimeError("stop here: the third attempt got past the dependency")
+
+    with TestClient(create_app(Settings(), build=build)) as client:
+        for _ in range(200):  # back-off 1 s, then 2 s
+            response = client.get("/readyz")
+            if response.json()["error"]["code"] != "not_ready":
+                break
+            threading.Event().wait(0.05)
+        assert len(attempts) == 3
+        assert "third attempt" in response.json()["error"]["message"]
 
 
 def test_openapi_documents_every_endpoint_with_limits() -> None:
