@@ -41,6 +41,7 @@ class StudentConfig:
     use_kd: bool = True
     ctr_threshold: float = 0.4  # simulated debiased CTR at or above this counts as a click
     matryoshka_dims: tuple[int, ...] = (384, 256, 128, 64)
+    matryoshka_weights: tuple[float, ...] | None = None  # None = equal; weight the served 64-d cut up if it lags
     epochs: float = 1.0
     max_steps: int = -1  # > 0 caps the run (the 2-core time budget), overriding epochs
     batch_size: int = 64
@@ -102,7 +103,9 @@ def build_losses(model, datasets: dict, config: StudentConfig) -> dict:
         "labels": lambda: OnlineContrastiveLoss(model),
         "kd": lambda: kd_loss(config.kd_loss, model, teacher_range=config.teacher_range),
     }
-    return {name: MatryoshkaLoss(model, inner[name](), list(config.matryoshka_dims)) for name in datasets}
+    weights = list(config.matryoshka_weights) if config.matryoshka_weights else None
+    return {name: MatryoshkaLoss(model, inner[name](), list(config.matryoshka_dims), matryoshka_weights=weights)
+            for name in datasets}
 
 
 class WallClockBudget(TrainerCallback):
