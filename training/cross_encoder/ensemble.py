@@ -1,8 +1,9 @@
 """Majority-vote ensemble over ranker variants (e.g. the prefix / multihead / mhp routings).
 
 Following the Walmart unified-relevance paper, the ensemble's 3-level label is the label most
-variants predict; a tie (possible with an even number of variants, or three-way with three) goes
-to the class with the highest MEAN class probability (the soft vote). For ranking and RMSE the
+variants predict (each variant labelled by ``OrdinalScores.label_index``, the project's 3-level
+rule on the expected rating); a tie (an even number of variants, or three-way with three) goes to
+the tied class nearest the variants' MEAN expected rating (the soft vote). For ranking and RMSE the
 ensemble uses the mean of the variants' cumulative probabilities, which keeps rank consistency
 (P(y≥2) ≤ P(y≥1) holds for a mean of consistent pairs). Pure numpy; no model code here.
 """
@@ -40,5 +41,6 @@ def ensemble(variants: Sequence[OrdinalScores]) -> EnsembleScores:
     p2 = np.mean([v.p_exact for v in variants], axis=0)
     mean = OrdinalScores(p_partial_or_better=p1, p_exact=np.minimum(p2, p1))
     labels = np.stack([v.label_index for v in variants])
-    winner = majority_vote(labels, tie_break=mean.class_probs)
+    nearness = -np.abs(np.arange(3)[None, :] - mean.expected[:, None])
+    winner = majority_vote(labels, tie_break=nearness)
     return EnsembleScores(labels=winner, scores=mean, agreement=(labels == winner).mean(axis=0))
