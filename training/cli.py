@@ -46,6 +46,52 @@ def train_ranker_command(
                        config=RankerConfig(epochs=epochs, threads=threads), limit=limit or None)
 
 
+@train_app.command("student")
+def train_student_command(
+    out_dir: Path = typer.Option(Path("artifacts/student"), help="sentence-transformers model dir to write"),
+    teacher_scores: Path = typer.Option(None, help="ranker scores of the train pairs (shoprank teacher-scores)"),
+    kd_loss: str = typer.Option("pearson", help="pearson | cosent | mse"),
+    preset: str = typer.Option("full", help="full, or quick (a few minutes on 2 cores)"),
+) -> None:
+    """Bi-encoder student: MNRL on simulated clicks + contrastive on labels + KD, Matryoshka 384→64."""
+    from training.biencoder.train import StudentConfig, train_student_from_files
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    config = StudentConfig.quick(kd_loss=kd_loss) if preset == "quick" else StudentConfig(kd_loss=kd_loss)
+    train_student_from_files(data_dir=settings.data_dir, teacher_scores=teacher_scores, config=config, out_dir=out_dir)
+
+
+def teacher_scores_command(
+    out: Path = typer.Option(Path("artifacts/teacher_scores.npz"), help="where the scores go"),
+    split: str = typer.Option("train", help="split whose pairs are scored"),
+) -> None:
+    """Score a split's pairs with the served ranker (the student's distillation targets)."""
+    from training.biencoder.teacher_scores import write_teacher_scores
+
+    settings = Settings()
+    write_teacher_scores(settings=settings, data_dir=settings.data_dir, out_path=out, split=split)
+
+
+def label_command(
+    out: Path = typer.Option(Path("artifacts/teacher_labels.parquet"), help="labels (parquet) + report (.json)"),
+    split: str = typer.Option("train", help="split whose pairs are judged"),
+    limit: int = typer.Option(0, help="judge a random sample of this many pairs (0 = all)"),
+    mode: str = typer.Option("none", help="none | reweight | rethreshold the teacher's labels to --target"),
+    target: str = typer.Option("", help="target shares 'irrelevant,partial,exact', e.g. 0.16,0.37,0.47"),
+) -> None:
+    """LLM teacher labels from an OpenAI-compatible endpoint (SHOPRANK_TEACHER_BASE_URL / _MODEL / _API_KEY)."""
+    from training.labels.run import label_split
+
+    if mode != "none" and not target:
+        raise typer.BadParameter("--mode reweight/rethreshold needs --target shares")
+    shares = tuple(float(x) for x in target.split(",")) if target else None
+    settings = Settings()
+    report = label_split(settings=settings, data_dir=settings.data_dir, split=split, out_path=out,
+                         limit=limit or None, target=shares, mode=mode)
+    typer.echo(report)
+
+
 def export_command(
     ranker_dir: Path = typer.Option(None, help="a trained ranker artifact dir (model.pt + config.json)"),
     encoder_source: str = typer.Option("", help="a sentence-transformers model dir; empty = zero-shot base model"),
@@ -120,3 +166,5 @@ def register(app: typer.Typer) -> None:
     app.command("verify-data")(verify_data_command)
     app.command("prepare")(prepare_command)
     app.command("calibrate")(calibrate_command)
+    app.command("teacher-scores")(teacher_scores_command)
+    app.command("label")(label_command)

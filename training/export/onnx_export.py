@@ -89,7 +89,7 @@ def export_ranker(*, artifact_dir: Path, repo: Path, name: str = "ranker", versi
     from training.cross_encoder.train import load_ranker
 
     ranker, meta = load_ranker(artifact_dir)
-    multihead = meta["routing"] == "multihead"
+    multihead = meta["routing"] in ("multihead", "mhp")  # both route by a task_id input
     ids = torch.ones((2, 8), dtype=torch.long)
     args = (ids, torch.ones_like(ids), torch.zeros_like(ids)) + ((torch.zeros(2, dtype=torch.long),) if multihead else ())
     names = ["input_ids", "attention_mask", "token_type_ids"] + (["task_id"] if multihead else [])
