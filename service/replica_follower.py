@@ -127,6 +127,7 @@ class ReplicaFollower:
         consumer = KafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
             client_id=f"replica-{self.replica_id}", request_timeout_ms=self.settings.kafka_request_timeout_ms,
+            fetch_max_wait_ms=max(1, int(self.settings.replica_poll_timeout_s * 1000)),
         )
         topic = self.settings.kafka_vectors_topic
         deadline = time.monotonic() + 30

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     encoder_model: str = "encoder"
     ranker_model: str = "ranker"
     intra_op_threads: int = 2
+    ort_allow_spinning: bool = True  # False: idle ONNX Runtime threads sleep instead of spinning
     inference_sub_batch: int = 32
     query_max_tokens: int = 32
     item_max_tokens: int = 64
@@ -89,7 +90,7 @@ class Settings(BaseSettings):
     kafka_request_timeout_ms: int = 10000
     max_event_bytes: int = Field(16_384, ge=256)
     indexer_batch_max_events: int = Field(256, ge=1)
-    indexer_batch_max_wait_s: float = Field(0.1, gt=0)
+    indexer_batch_max_wait_s: float = Field(0.02, gt=0)
     indexer_metrics_port: int | None = None
     indexer_recommendations: bool = True
     replica_id: str | None = None

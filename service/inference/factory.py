@@ -16,7 +16,8 @@ def make_backend(settings: Settings) -> InferenceBackend:
         return InstrumentedBackend(TritonBackend(settings), backend="triton")
     from service.inference.onnx_local import OnnxLocalBackend
 
-    return InstrumentedBackend(OnnxLocalBackend(settings.model_repo, intra_op_threads=settings.intra_op_threads),
+    return InstrumentedBackend(OnnxLocalBackend(settings.model_repo, intra_op_threads=settings.intra_op_threads,
+                                                 allow_spinning=settings.ort_allow_spinning),
                                backend="embedded")
 
 

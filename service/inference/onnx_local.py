@@ -18,9 +18,11 @@ _ORT_TO_NUMPY = {"tensor(int64)": "int64", "tensor(float)": "float32", "tensor(i
 class OnnxLocalBackend:
     """Serves the newest version of each requested model with ONNX Runtime on the CPU."""
 
-    def __init__(self, repo: Path, *, intra_op_threads: int = 2, max_batch: int = 256) -> None:
+    def __init__(self, repo: Path, *, intra_op_threads: int = 2, max_batch: int = 256,
+                 allow_spinning: bool = True) -> None:
         self._repo = repo
         self._threads = intra_op_threads
+        self._allow_spinning = allow_spinning
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._loaded: dict[str, tuple[ModelVersion, ort.InferenceSession, ModelInfo]] = {}
@@ -30,6 +32,9 @@ class OnnxLocalBackend:
         opts.intra_op_num_threads = self._threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle intra-op threads spin by default; on a small box shared with other processes that
+        # burns the cores they need (docs/indexing.md measures it), so it is a setting.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self._allow_spinning else "0")
         session = ort.InferenceSession(str(version.onnx_path), opts, providers=["CPUExecutionProvider"])
         info = ModelInfo(
             name=version.name,
