@@ -1,6 +1,7 @@
 """The serving runtime: models, indexes and store wired together from one ``Settings``.
 
-``build_runtime`` loads the models, seeds an empty store with the catalogue, and restores each
+``build_runtime`` loads the models, seeds the store with the catalogue at version 0 (never over a
+newer write or tombstone, so a shared store is safe to seed again), and restores each
 index from its snapshot when that snapshot was made by the same encoder from the same source
 (its sidecar meta), else encodes and snapshots it. ``Runtime.apply_items`` is the one write path
 for item changes (HTTP writes now, Kafka followers later): version check, re-embed, index update.
@@ -131,8 +132,7 @@ def build_runtime(settings: Settings) -> Runtime:
     store = make_store(settings)
     catalogue = load_catalogue(settings.data_dir, limit=settings.catalogue_limit)
     seed = [ItemDocument(item_id=i, title=t) for i, t in zip(catalogue.item_ids, catalogue.item_titles)]
-    if store.count() == 0:
-        store.put_items(seed)
+    store.put_items(seed)  # version 0: a shared store keeps every newer write and tombstone it already has
     batch = settings.index_build_batch
     items = load_or_build_index(
         settings, name="items",

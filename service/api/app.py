@@ -19,6 +19,7 @@ from service.api.routes import health, items, keyphrases, rank, retrieve
 from service.api.schemas import ErrorResponse, request_models
 from service.inference.metrics import INFERENCE_REGISTRY
 from service.logging import RequestContextMiddleware
+from service.replica_follower import REGISTRY as REPLICA_REGISTRY
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *,
     registry = CollectorRegistry()
     registry.register(RuntimeCollector(holder))
     registry.register(INFERENCE_REGISTRY)  # inference batch sizes, latency per backend, model swaps
+    registry.register(REPLICA_REGISTRY)  # vector-log lag and applied records (replica mode)
     app.state.settings = settings
     app.state.runtime_holder = holder
     app.state.metrics_registry = registry
