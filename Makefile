@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the CPU build that lies on this machine kind's disk (any other spelling pulls CUDA builds).
 TORCH := torch==2.13.0
 
-.PHONY: run serve prepare install install-serve test system-deps compose-check bench eval clean
+.PHONY: run serve prepare install install-serve test system-deps compose-check bench eval report clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ test: install system-deps
 
 eval: install
 	$(BIN)/shoprank eval
+
+# The full held-out report (docs/report/report.md + PNGs); the student row needs a trained student dir.
+STUDENT ?= artifacts/student
+report: install
+	$(BIN)/shoprank eval --report docs/report --student $(STUDENT)
 
 clean:
 	rm -rf var .pytest_cache

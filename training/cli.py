@@ -51,14 +51,19 @@ def train_student_command(
     out_dir: Path = typer.Option(Path("artifacts/student"), help="sentence-transformers model dir to write"),
     teacher_scores: Path = typer.Option(None, help="ranker scores of the train pairs (shoprank teacher-scores)"),
     kd_loss: str = typer.Option("pearson", help="pearson | cosent | mse"),
-    preset: str = typer.Option("full", help="full, or quick (a few minutes on 2 cores)"),
+    preset: str = typer.Option("full", help="full; trial (the budgeted run of docs/training.md); or quick "
+                                            "(a few minutes on 2 cores)"),
+    max_seconds: float = typer.Option(0, help="stop after this much wall time and save (0 = no budget)"),
 ) -> None:
     """Bi-encoder student: MNRL on simulated clicks + contrastive on labels + KD, Matryoshka 384→64."""
     from training.biencoder.train import StudentConfig, train_student_from_files
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
-    config = StudentConfig.quick(kd_loss=kd_loss) if preset == "quick" else StudentConfig(kd_loss=kd_loss)
+    presets = {"full": StudentConfig, "trial": StudentConfig.trial, "quick": StudentConfig.quick}
+    if preset not in presets:
+        raise typer.BadParameter(f"--preset must be one of {', '.join(presets)}")
+    config = presets[preset](kd_loss=kd_loss, max_train_seconds=max_seconds or None)
     train_student_from_files(data_dir=settings.data_dir, teacher_scores=teacher_scores, config=config, out_dir=out_dir)
 
 
@@ -112,13 +117,30 @@ def export_command(
 def eval_command(
     split: str = typer.Option("test", help="test (the held-out figures) or validation (for tuning)"),
     out: Path = typer.Option(None, help="also write the markdown table here"),
+    report: Path = typer.Option(None, "--report", help="also write the full report (report.md + PNGs) into this "
+                                                       "directory, e.g. docs/report (≈ 15 min on 2 cores)"),
+    student: Path = typer.Option(Path("artifacts/student"), "--student",
+                                 help="sentence-transformers student dir for --report; skipped when absent"),
 ) -> None:
     """NDCG@10 of BM25, the zero-shot encoder and the ranker; ranker RMSE, 3-level accuracy and macro-F1."""
     from training.evaluate.ranking_report import evaluate_test_split, to_markdown
 
     settings = Settings()
     verify_data(settings.data_dir)
-    table = to_markdown(evaluate_test_split(settings, split=split))
+    if report:
+        import shlex
+        import sys
+
+        from training.evaluate.report import ReportConfig, build_report
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        command = "shoprank " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        result = build_report(settings, ReportConfig(out_dir=report, command=command, student=student, split=split))
+        rows = [r for r in result.headline if r.ndcg10 is not None or r.rmse is not None]
+        table = to_markdown(rows)
+        typer.echo(f"report: {result.path} ({sum(result.seconds.values()) / 60:.1f} min)")
+    else:
+        table = to_markdown(evaluate_test_split(settings, split=split))
     typer.echo(table)
     if out:
         out.write_text(table + "\n")

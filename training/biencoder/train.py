@@ -64,6 +64,13 @@ class StudentConfig:
         """``--preset quick``: 2,000 rows per dataset, one pass (a few minutes on 2 cores)."""
         return replace(cls(max_rows_per_dataset=2_000, batch_size=32, logging_steps=20), **overrides)
 
+    @classmethod
+    def trial(cls, **overrides) -> "StudentConfig":
+        """``--preset trial``: the budgeted 2-core run of docs/training.md (capped rows, short sequences, and
+        the served 64-d cut weighted up); pair it with ``--max-seconds``."""
+        return replace(cls(max_rows={"clicks": 7_000, "labels": 2_000, "kd": 4_500}, lr=8e-5, max_seq_length=32,
+                           matryoshka_weights=(1.0, 1.0, 1.0, 2.0), logging_steps=10), **overrides)
+
 
 def build_datasets(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: StudentConfig) -> dict:
     """rows: train-split query_item rows (``left, right, relevance, ctr``); teacher: ``left, right, score``."""

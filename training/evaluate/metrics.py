@@ -2,7 +2,7 @@
 
 NDCG@10 is written here by hand because the project's gain is 2^(r−1) − 1 on the *fractional* human
 mean r ∈ [1, 3] (data/README.md), while ranx and ir-measures take integer judgements; recall over a
-whole catalogue uses ranx (``training/evaluate/retrieval.py``).
+whole catalogue is in ``training/evaluate/retrieval.py`` (numpy, cross-checked against ranx there).
 """
 
 from __future__ import annotations
@@ -40,3 +40,8 @@ def macro_f1(predicted: np.ndarray, target: np.ndarray, *, classes: int = 3) -> 
     from sklearn.metrics import f1_score
 
     return float(f1_score(target, predicted, labels=list(range(classes)), average="macro", zero_division=0))
+
+
+def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation (e.g. student cosine vs ranker expected relevance: does the student agree)."""
+    return float(np.corrcoef(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))[0, 1])

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from service.catalogue import load_catalogue
-from service.ranking.ordinal import label_from_raw
 from service.inference.factory import make_backend, make_encoder, make_pair_scorer
+from service.ranking.ordinal import label_from_raw
 from service.settings import Settings
 from training.data import labelled_pairs, split_frame
 from training.evaluate.metrics import accuracy, macro_f1, ndcg_at_k, rmse
@@ -26,27 +25,40 @@ class Row:
     macro_f1: float | None = None
 
 
+def add_baselines(frame: pd.DataFrame, catalogue) -> None:
+    """``random`` (seed 0) and ``bm25`` score columns, in place."""
+    frame["random"] = np.random.default_rng(0).random(len(frame))
+    frame["bm25"] = bm25_scores(frame, catalogue)
+
+
+def train_mean_row(frame: pd.DataFrame, train_mean: float) -> Row:
+    mean_label = int(label_from_raw(np.array([train_mean]))[0])  # the label of the train mean (partial)
+    return Row("train mean (constant)", None, rmse(np.full(len(frame), train_mean), frame["relevance"].to_numpy()),
+               accuracy(np.full(len(frame), mean_label), frame["label"]))
+
+
+def ranker_row(system: str, frame: pd.DataFrame, heads, *, column: str = "ranker") -> Row:
+    """NDCG@10 of ``frame[column]`` (the heads' expected relevance) and the heads' regression/class figures."""
+    rel = heads.relevance
+    return Row(system, ndcg_at_k(frame, column), rmse(rel.raw_relevance, frame["relevance"].to_numpy()),
+               accuracy(rel.label_index, frame["label"]), macro_f1(rel.label_index, frame["label"]))
+
+
 def evaluate_test_split(settings: Settings, *, split: str = "test") -> list[Row]:
     pairs = labelled_pairs(settings.data_dir)
     frame = split_frame(pairs, split)
     train_mean = split_frame(pairs, "train")["relevance"].mean()
-    rng = np.random.default_rng(0)
-    frame["random"] = rng.random(len(frame))
-    frame["bm25"] = bm25_scores(frame, load_catalogue(settings.data_dir))
+    add_baselines(frame, load_catalogue(settings.data_dir))
     backend = make_backend(settings)
     frame["zero_shot"] = encoder_scores(frame, make_encoder(backend, settings))
     heads = ranker_heads(frame, make_pair_scorer(backend, settings))
     frame["ranker"] = heads.relevance.expected
-    mean_label = int(label_from_raw(np.array([train_mean]))[0])  # the label of the train mean (partial)
-    target = frame["relevance"].to_numpy()
     return [
         Row("random order", ndcg_at_k(frame, "random")),
-        Row("train mean (constant)", None, rmse(np.full(len(frame), train_mean), target),
-            accuracy(np.full(len(frame), mean_label), frame["label"])),
+        train_mean_row(frame, train_mean),
         Row("BM25 (bm25s)", ndcg_at_k(frame, "bm25")),
         Row(f"zero-shot encoder ({settings.encoder_model}, {settings.embedding_dim}-d)", ndcg_at_k(frame, "zero_shot")),
-        Row(f"ranker ({settings.ranker_model})", ndcg_at_k(frame, "ranker"), rmse(heads.relevance.raw_relevance, target),
-            accuracy(heads.relevance.label_index, frame["label"]), macro_f1(heads.relevance.label_index, frame["label"])),
+        ranker_row(f"ranker ({settings.ranker_model})", frame, heads),
     ]
 
 
