@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the CPU build that lies on this machine kind's disk (any other spelling pulls CUDA builds).
 TORCH := torch==2.13.0
 
-.PHONY: run serve prepare install install-serve test system-deps compose-check bench eval report clean
+.PHONY: run serve prepare install install-serve test system-deps compose-check bench eval report students clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,19 @@ test: install system-deps
 eval: install
 	$(BIN)/shoprank eval
 
+# The budgeted students of docs/training.md: the served recipe (Pearson KD) and its KD-loss and label ablations,
+# each one capped epoch of the trial preset (≈ 5 min each on 2 free cores); the report evaluates every one.
+TRIAL := $(BIN)/shoprank train student --preset trial --max-seconds 900 --teacher-scores artifacts/teacher_scores.npz
+students: install
+	test -f artifacts/teacher_scores.npz || $(BIN)/shoprank teacher-scores
+	$(TRIAL) --out-dir artifacts/student-v2
+	$(TRIAL) --out-dir artifacts/student-kd-mse --kd-loss mse
+	$(TRIAL) --out-dir artifacts/student-kd-cosent --kd-loss cosent
+	$(TRIAL) --out-dir artifacts/student-clicks --no-labels --no-kd
+	$(TRIAL) --out-dir artifacts/student-clicks-labels --no-kd
+
 # The full held-out report (docs/report/report.md + PNGs); the student row needs a trained student dir.
-STUDENT ?= artifacts/student
+STUDENT ?= artifacts/student-v2
 report: install
 	$(BIN)/shoprank eval --report docs/report --student $(STUDENT)
 

@@ -54,6 +54,9 @@ def train_student_command(
     preset: str = typer.Option("full", help="full; trial (the budgeted run of docs/training.md); or quick "
                                             "(a few minutes on 2 cores)"),
     max_seconds: float = typer.Option(0, help="stop after this much wall time and save (0 = no budget)"),
+    clicks: bool = typer.Option(True, help="MNRL on simulated click positives (off: the label ablation)"),
+    labels: bool = typer.Option(True, help="contrastive on the binarised labels (off: the label ablation)"),
+    kd: bool = typer.Option(True, help="distillation from the ranker's scores (off: the label ablation)"),
 ) -> None:
     """Bi-encoder student: MNRL on simulated clicks + contrastive on labels + KD, Matryoshka 384→64."""
     from training.biencoder.train import StudentConfig, train_student_from_files
@@ -63,7 +66,8 @@ def train_student_command(
     presets = {"full": StudentConfig, "trial": StudentConfig.trial, "quick": StudentConfig.quick}
     if preset not in presets:
         raise typer.BadParameter(f"--preset must be one of {', '.join(presets)}")
-    config = presets[preset](kd_loss=kd_loss, max_train_seconds=max_seconds or None)
+    config = presets[preset](kd_loss=kd_loss, max_train_seconds=max_seconds or None, use_clicks=clicks,
+                             use_labels=labels, use_kd=kd)
     train_student_from_files(data_dir=settings.data_dir, teacher_scores=teacher_scores, config=config, out_dir=out_dir)
 
 

@@ -20,7 +20,8 @@ def test_report_runs_every_section_on_real_models(tmp_path, model_repo):
 
     text = result.path.read_text()
     for heading in ("## 1. Headline", "## 2. Ranker per task", "## 3. Retrieval", "## 4. Student–ranker",
-                    "## 5. Keyphrase", "## 6. Relevance–engagement", "## 7. Plots", "## 8. What this report"):
+                    "## 5. Student ablations", "## 6. Keyphrase", "## 7. Relevance–engagement", "## 8. Plots",
+                    "## 9. What this report"):
         assert heading in text
     assert "SMOKE RUN" in text and "not trained" in text
     assert {p.name for p in config.out_dir.glob("*.png")} == {"recall_by_dim.png", "tradeoff.png",

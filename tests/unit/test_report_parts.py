@@ -11,6 +11,7 @@ from service.inference.models import PairHeads
 from service.ranking.ordinal import OrdinalScores
 from service.settings import WeightProfile
 from training.evaluate import inventory
+from training.evaluate.ablation import pair_figures, signals_of
 from training.evaluate.embeddings import EmbeddingSet, matryoshka_cut
 from training.evaluate.keyphrase_eval import additional_counts, additional_keyphrases, sample_items
 from training.evaluate.metrics import ndcg_at_k, pearson_r
@@ -135,3 +136,20 @@ def test_ndcg_column_of_the_sweep_is_the_metric_of_the_value_order():
     expected = np.array([0.5, 1.5, 1.0])
     curve = sweep(frame, expected=expected, ctr=np.zeros(3), cvr=np.zeros(3), points=(0.0,))
     assert curve.iloc[0]["ndcg10"] == pytest.approx(ndcg_at_k(frame.assign(s=expected), "s"))
+
+
+def test_student_ablation_figures_and_names():
+    assert signals_of({"use_labels": False, "use_kd": False}) == "click only"
+    assert signals_of({}) == "clicks + labels + KD"
+    assert signals_of({"use_clicks": False, "use_labels": True, "use_kd": True}) == "labels+KD"
+    rng = np.random.default_rng(3)
+    queries, items = ["q0", "q1"], ["a", "b", "c"]
+    emb = EmbeddingSet("s", queries, _unit(rng.normal(size=(2, 8))), items, _unit(rng.normal(size=(3, 8))))
+    frame = pd.DataFrame({"query": ["q0", "q0", "q1", "q1"], "item_id": ["a", "b", "b", "c"],
+                          "relevance": [3.0, 1.0, 2.0, 2.5]})
+    cosine = emb.pair_cosines(frame["query"], frame["item_id"], 8)
+    figures = pair_figures(emb, frame, ranker_expected=2 * cosine + 1, dims=(8, 4))
+    assert figures[8]["r_ranker"] == pytest.approx(1.0)  # a teacher the student copies exactly, up to scale
+    assert figures[8]["r_human"] == pytest.approx(pearson_r(cosine, frame["relevance"].to_numpy()))
+    assert figures[8]["ndcg10"] == pytest.approx(ndcg_at_k(frame.assign(s=cosine), "s"))
+    assert set(figures) == {8, 4}

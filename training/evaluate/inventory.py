@@ -2,7 +2,7 @@
 
 Rankers are found as ``<artifacts>/*/config.json`` carrying ``routing`` and ``tasks`` (what
 ``train_ranker`` writes); students as ``<artifacts>/*/shoprank_student.json``. Nothing is inferred
-beyond what those files say, so the "not yet" list (section 8) only names comparisons whose
+beyond what those files say, so the "not yet" list (section 9) only names comparisons whose
 artifacts are absent.
 """
 
@@ -72,12 +72,14 @@ def missing(inv: Inventory, *, served_encoder: str) -> list[str]:
     absent_labels = [name for combo, name in LABEL_ABLATION.items() if combo not in combos]
     if absent_labels:
         lines.append(f"**Student label ablation**: no student for {', '.join(absent_labels)}.")
-    for name, card in inv.students.items():
-        if card.get("stopped_by_time_budget") or (card.get("max_rows") or card.get("max_rows_per_dataset")):
-            lines.append(f"**Full student run**: `{name}` is a budgeted trial ({card.get('steps', '?')} steps, "
-                         f"rows capped at {card.get('max_rows') or card.get('max_rows_per_dataset')}, "
-                         f"stopped by its time budget: {bool(card.get('stopped_by_time_budget'))}); no uncapped "
-                         f"epoch has been run. The served encoder is: {served_encoder}.")
+    trials = [f"`{name}` ({card.get('steps', '?')} steps, rows capped at "
+              f"{card.get('max_rows') or card.get('max_rows_per_dataset')}, stopped by its time budget: "
+              f"{bool(card.get('stopped_by_time_budget'))})"
+              for name, card in inv.students.items()
+              if card.get("stopped_by_time_budget") or card.get("max_rows") or card.get("max_rows_per_dataset")]
+    if trials:
+        lines.append(f"**Full student run**: every student here is a budgeted trial ({'; '.join(trials)}); no "
+                     f"uncapped epoch has been run. The served encoder is: {served_encoder}.")
     if not inv.students:
         lines.append("**Student**: no student artifact was given or found, so every student row reads "
                      "\"not trained\".")

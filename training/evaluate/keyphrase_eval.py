@@ -1,4 +1,4 @@
-"""Production-style keyphrase evaluation (report section 5), through the service's own pipeline.
+"""Production-style keyphrase evaluation (report section 6), through the service's own pipeline.
 
 For a seeded sample of test-split items, ``service.pipelines.recommend_keyphrases`` runs exactly as
 served (encoder → keyphrase index over ALL distinct search terms → ranker relevance filter at the

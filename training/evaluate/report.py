@@ -7,8 +7,8 @@ the split's queries and the whole catalogue at full width (Matryoshka cuts are t
 and the ranker scores each task's pairs once. Each section logs and records its wall time.
 
 Sections: 1 headline table, 2 ranker per task, 3 catalogue recall by dimension, 4 student–ranker
-agreement, 5 production-style keyphrases, 6 relevance–engagement trade-off, 7 plots, 8 what the
-report does not contain yet. The work of each lives in its own module of ``training/evaluate/``.
+agreement, 5 student ablations (KD loss, training signals), 6 production-style keyphrases,
+7 relevance–engagement trade-off, 8 plots, 9 what the report does not contain yet. The work of each lives in its own module of ``training/evaluate/``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from service.settings import Settings
 from training.data import labelled_pairs, split_frame
 from training.engagement import ClickModel, simulate_engagement
 from training.evaluate import inventory, plots
+from training.evaluate.ablation import pair_figures, student_figures
 from training.evaluate.embeddings import EmbeddingSet, served_embeddings, student_card, student_embeddings
 from training.evaluate.keyphrase_eval import evaluate_keyphrases, keyphrase_runtime, sample_items
 from training.evaluate.metrics import ndcg_at_k, pearson_r
@@ -276,6 +277,38 @@ def section_agreement(ctx: Context) -> str:
 
 # --- 5 -------------------------------------------------------------------------------------------
 
+def section_ablations(ctx: Context) -> str:
+    cfg, dims = ctx.config, (ctx.config.dims[0], ctx.config.dims[-1])
+    students = inventory.scan(cfg.artifacts).students
+    if not students:
+        return f"## 5. Student ablations\n\nNo student under `{cfg.artifacts}/` (`make students` trains them).\n"
+    known = {cfg.student.name: ctx.student} if ctx.student is not None and cfg.student else {}
+    figures = student_figures(students, artifacts=cfg.artifacts, frame=ctx.frame,
+                              ranker_expected=ctx.heads.relevance.expected, dims=dims, known=known)
+    ctx.figures["ablations"] = figures
+
+    def row(name: str, signals: str, kd: str, steps, by_dim) -> list[str]:
+        return [name, signals, kd, str(steps if steps is not None else "—")] + [
+            _f(by_dim[d][key]) for d in dims for key in ("r_ranker", "r_human", "ndcg10")]
+
+    rows = [row("zero-shot " + ctx.encoder.model_version, "—", "—", 0,
+                pair_figures(ctx.zero_shot, ctx.frame, ctx.heads.relevance.expected, dims))]
+    rows += [row(f"`{f.name}`", f.signals, f.kd_loss or "—", f.steps, f.by_dim) for f in figures]
+    header = ["student", "trained on", "KD loss", "steps"] + [
+        f"{label} {d}-d" for d in dims for label in ("r vs ranker", "r vs human", "NDCG@10")]
+    return (f"## 5. Student ablations\n\nEvery student is one budgeted trial of the same preset (`make students`: "
+            "`shoprank train student --preset trial`, rows capped per dataset, one capped epoch), so rows differ only "
+            "in the ablated choice. KD-loss ablation: the rows trained on clicks + labels + KD with MSE, CoSENT "
+            "and Pearson distillation (eBay's Table 1b); label ablation: click only / + labels / + KD (its Table 2). "
+            f"Over the {len(ctx.frame):,} {cfg.split} query_item pairs: Pearson r of the cosine with the served "
+            "ranker's E[y] (what distillation transfers) and with the human mean, and re-ranking NDCG@10. "
+            "Catalogue recall is in section 3 for the main student only (encoding every product per student "
+            "costs minutes each on 2 cores); threshold F1 is left out (a student has no calibrated threshold, "
+            "and fitting one here would tune on the evaluated split).\n\n" + _table(header, rows) + "\n")
+
+
+# --- 6 -------------------------------------------------------------------------------------------
+
 def section_keyphrases(ctx: Context) -> str:
     cfg = ctx.config
     items = sample_items(ctx.frame["item_id"], n=cfg.keyphrase_items, seed=cfg.seed)
@@ -309,7 +342,7 @@ def section_keyphrases(ctx: Context) -> str:
         bm25_set = {b.lower() for b in bm25}
         shown = ", ".join(f"{p}{'' if p.lower() in bm25_set else ' *'}" for p in passed[:8]) or "(none)"
         examples.append(f"- `{item_id}` {title}: {shown}")
-    return (f"## 5. Keyphrase recommendation, production style\n\n{s['items']} items drawn (seed {cfg.seed}) from the "
+    return (f"## 6. Keyphrase recommendation, production style\n\n{s['items']} items drawn (seed {cfg.seed}) from the "
             f"{ctx.config.split} split's items. For each, `service.pipelines.recommend_keyphrases` runs as served: the "
             f"item title through {ctx.encoder.model_version} ({ctx.settings.embedding_dim}-d), the top {k} of the "
             f"keyphrase index over all {len(ctx.keyphrases):,} distinct search terms (the service's corpus), then "
@@ -322,7 +355,7 @@ def section_keyphrases(ctx: Context) -> str:
             "\n".join(examples) + "\n\n![keyphrases per item](keyphrases_per_item.png)\n")
 
 
-# --- 6 -------------------------------------------------------------------------------------------
+# --- 7 -------------------------------------------------------------------------------------------
 
 def section_tradeoff(ctx: Context) -> str:
     cfg, frame, heads = ctx.config, ctx.frame, ctx.heads
@@ -356,7 +389,7 @@ def section_tradeoff(ctx: Context) -> str:
     ref = _table(["ordering", "NDCG@10", "sim. CTR, top-10 mean", "sim. CTR, top-10 weighted"], ref_rows)
     n = frame.groupby("query").size()
     n = n[n >= 2]  # the queries NDCG@10 and the engagement figures average over
-    return (f"## 6. Relevance–engagement trade-off\n\nThe {len(frame):,} {ctx.config.split} query_item pairs are "
+    return (f"## 7. Relevance–engagement trade-off\n\nThe {len(frame):,} {ctx.config.split} query_item pairs are "
             "ordered per query by the unified value model (`service/ranking/value_model.py`) on the served "
             "ranker's heads with weights relevance 1 − w, CTR w/2, CVR w/2. NDCG@10 is against the human "
             "relevance. Engagement is **SIMULATED**: the click model of `training/engagement.py` run on these "
@@ -368,13 +401,13 @@ def section_tradeoff(ctx: Context) -> str:
             "(w_ctr + w_cvr) / Σw):\n\n" + ref + "\n\n![trade-off](tradeoff.png)\n")
 
 
-# --- 7, 8 ----------------------------------------------------------------------------------------
+# --- 8, 9 ----------------------------------------------------------------------------------------
 
 def section_plots(ctx: Context) -> str:
     out = ctx.config.out_dir
     plots.recall_by_dim(ctx.figures["recall"], out / "recall_by_dim.png", k=ctx.config.recall_k)
     pngs = sorted(p.name for p in out.glob("*.png"))
-    return ("## 7. Plots\n\nmatplotlib (Agg), written next to this file: " + ", ".join(f"`{p}`" for p in pngs)
+    return ("## 8. Plots\n\nmatplotlib (Agg), written next to this file: " + ", ".join(f"`{p}`" for p in pngs)
             + ". Each is shown in its section above.\n")
 
 
@@ -383,7 +416,7 @@ def section_not_yet(ctx: Context) -> str:
                          extra_students=(ctx.config.student,) if ctx.config.student else ())
     lines = inventory.missing(inv, served_encoder=ctx.encoder.card.get("source", ctx.encoder.model_version))
     body = "\n".join(f"- {line}" for line in lines) or "- nothing: every comparison of the recipe has its artifacts."
-    return ("## 8. What this report does not contain yet\n\nFrom the artifacts found under "
+    return ("## 9. What this report does not contain yet\n\nFrom the artifacts found under "
             f"`{ctx.config.artifacts}/` (rankers: {', '.join(inv.rankers) or 'none'}; students: "
             f"{', '.join(inv.students) or 'none'}):\n\n" + body + "\n")
 
@@ -454,8 +487,9 @@ def build_report(settings: Settings, config: ReportConfig) -> ReportResult:
     sections = []
     for name, build in (("1 headline", section_headline), ("2 ranker per task", section_tasks),
                         ("3 catalogue retrieval", section_retrieval), ("4 agreement", section_agreement),
-                        ("5 keyphrases", section_keyphrases), ("6 trade-off", section_tradeoff),
-                        ("7 plots", section_plots), ("8 not yet", section_not_yet)):
+                        ("5 student ablations", section_ablations), ("6 keyphrases", section_keyphrases),
+                        ("7 trade-off", section_tradeoff),
+                        ("8 plots", section_plots), ("9 not yet", section_not_yet)):
         with timings.section(name):
             sections.append(build(ctx))
     markdown = "\n".join([_header(ctx, timings, started=started, load=load)] + sections)

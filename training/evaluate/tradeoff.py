@@ -1,4 +1,4 @@
-"""Relevance–engagement trade-off of the unified value model (report section 6).
+"""Relevance–engagement trade-off of the unified value model (report section 7).
 
 The ranker's heads (expected relevance, CTR, CVR) are combined by ``service.ranking.value_model``
 with an engagement weight w ∈ [0, 1]: relevance weight 1 − w, CTR and CVR weights w / 2 each. For
