@@ -15,25 +15,31 @@ import pandas as pd
 DPI = 100
 
 
+def _save(fig, ax, path: Path, *, title: str, grid: bool = True) -> Path:
+    """Title, legend, optional grid, tight layout; write the PNG and free the figure."""
+    ax.set_title(title, fontsize=10)
+    if grid:
+        ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
 def tradeoff_curve(sweep: pd.DataFrame, path: Path, *, engagement_column: str, engagement_label: str,
-                   marks: Mapping[str, dict] = {}) -> Path:
+                   marks: Mapping[str, dict] | None = None) -> Path:
     """NDCG@10 (human relevance) against simulated engagement of the top 10, one point per engagement weight."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.plot(sweep[engagement_column], sweep["ndcg10"], "o-", color="tab:blue", label="value model, w = 0 … 1")
     for _, row in sweep.iterrows():
         ax.annotate(f"{row['w']:.1f}", (row[engagement_column], row["ndcg10"]), textcoords="offset points",
                     xytext=(4, 4), fontsize=7)
-    for (name, point), marker in zip(marks.items(), "s^Dvx*"):
+    for (name, point), marker in zip((marks or {}).items(), "s^Dvx*"):
         ax.plot(point[engagement_column], point["ndcg10"], marker, label=name, markersize=7)
     ax.set_xlabel(engagement_label)
     ax.set_ylabel("NDCG@10 (human relevance)")
-    ax.set_title("Relevance–engagement trade-off (test split; engagement SIMULATED)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title="Relevance–engagement trade-off (engagement SIMULATED)")
 
 
 def recall_by_dim(series: Mapping[str, Mapping[int, float]], path: Path, *, k: int) -> Path:
@@ -50,13 +56,7 @@ def recall_by_dim(series: Mapping[str, Mapping[int, float]], path: Path, *, k: i
     ax.minorticks_off()
     ax.set_xlabel("embedding dimensions (Matryoshka cut, re-normalised)")
     ax.set_ylabel(f"recall@{k} of exact items")
-    ax.set_title(f"Catalogue retrieval: recall@{k} vs dimension (test split)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title=f"Catalogue retrieval: recall@{k} vs dimension")
 
 
 def count_histogram(counts: Mapping[str, Sequence[int]], path: Path, *, k: int) -> Path:
@@ -67,9 +67,4 @@ def count_histogram(counts: Mapping[str, Sequence[int]], path: Path, *, k: int) 
         ax.hist(values, bins=bins, alpha=0.55, label=name)
     ax.set_xlabel(f"keyphrases per item (of the top {k})")
     ax.set_ylabel("items")
-    ax.set_title("Keyphrases per item that clear the ranker floor (test items)", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title="Keyphrases per item that clear the ranker floor", grid=False)
