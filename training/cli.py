@@ -32,18 +32,26 @@ def verify_data(data_dir: Path) -> None:
 def train_ranker_command(
     out_dir: Path = typer.Option(Path("artifacts/ranker-v1"), help="where model.pt + config.json go"),
     epochs: float = typer.Option(1.0, help="passes over the train split"),
-    limit: int = typer.Option(0, help="train on a random sample of this many pairs (0 = all)"),
+    limit: int = typer.Option(0, help="train on a random sample of this many pairs per task (0 = all)"),
     threads: int = typer.Option(2, help="torch CPU threads"),
+    tasks: str = typer.Option("query_item", help="comma-separated: query_item, item_item, query_query"),
+    routing: str = typer.Option("prefix", help="task routing: prefix | multihead | mhp"),
+    private_layers: int = typer.Option(1, help="mhp only: private top transformer layers per task"),
 ) -> None:
-    """Train the first ranker: MiniLM + ordinal head (P(y≥1), P(y≥2)) + CTR/CVR heads (simulated engagement)."""
+    """Train a ranker: MiniLM + ordinal head (P(y≥1), P(y≥2)) + CTR/CVR heads (simulated engagement).
+
+    One task is the single-task ranker (the served one is query_item); several make the unified
+    multi-task ranker with the chosen routing."""
     from training.cross_encoder.train import RankerConfig
-    from training.recipes import train_first_ranker
+    from training.recipes import train_ranker_from_files
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
     verify_data(settings.data_dir)
-    train_first_ranker(data_dir=settings.data_dir, out_dir=out_dir,
-                       config=RankerConfig(epochs=epochs, threads=threads), limit=limit or None)
+    train_ranker_from_files(data_dir=settings.data_dir, out_dir=out_dir,
+                       config=RankerConfig(epochs=epochs, threads=threads, tasks=tasks.split(","), routing=routing,
+                                           private_layers=private_layers),
+                       limit=limit or None)
 
 
 @train_app.command("student")

@@ -20,6 +20,7 @@ def query_item_rows(pairs: pd.DataFrame) -> pd.DataFrame:
             "ctr": eng["ctr"],
             "cvr": eng["cvr"],
             "cvr_mask": eng["cvr_mask"],
+            "ctr_mask": 1.0,
             "item_id": eng["item_id"],
         }
     )

@@ -12,7 +12,7 @@ from service.inference.models import Encoder, PairScorer
 from service.inference.onnx_local import OnnxLocalBackend
 from training.cross_encoder.train import RankerConfig, load_ranker
 from training.export.onnx_export import export_encoder, export_ranker
-from training.recipes import train_first_ranker
+from training.recipes import train_ranker_from_files
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 QUERIES = ["angle bracket", "deck over", "cordless drill", "rain shower head"]
@@ -27,7 +27,7 @@ def tiny_repo(tmp_path_factory):
     """A ranker trained for a few steps, exported fp32 as version 1 and int8 as version 2."""
     root = tmp_path_factory.mktemp("export")
     config = RankerConfig(epochs=1, batch_size=8)
-    artifact = train_first_ranker(data_dir=DATA, out_dir=root / "ranker", config=config, limit=32)
+    artifact = train_ranker_from_files(data_dir=DATA, out_dir=root / "ranker", config=config, limit=32)
     repo = root / "repo"
     export_encoder(repo=repo, int8=False, version=1)
     export_ranker(artifact_dir=artifact, repo=repo, int8=False, version=1)
@@ -76,3 +76,29 @@ def test_pair_scorer_serves_the_newest_version_with_ordered_probabilities(tiny_r
     assert scorer.model_version == "ranker:2"
     assert np.all(p2 <= p1) and np.all(p2 >= 0) and np.all(p1 <= 1)
     assert np.all((heads.ctr >= 0) & (heads.ctr <= 1)) and np.all((heads.cvr >= 0) & (heads.cvr <= 1))
+
+
+def test_torch_scorer_reads_an_artifact_as_the_served_scorer_reads_its_export(tiny_repo):
+    from training.cross_encoder.predict import TorchPairScorer
+
+    artifact, _ = tiny_repo
+    _, relevance, engagement = _torch_outputs(artifact)
+    heads = TorchPairScorer(artifact, batch_size=3).score(QUERIES, TITLES)  # batches of 3: order must survive
+    np.testing.assert_allclose(heads.relevance.p_partial_or_better, 1 / (1 + np.exp(-relevance[:, 0])), atol=1e-5)
+    np.testing.assert_allclose(heads.relevance.p_exact, 1 / (1 + np.exp(-relevance[:, 1])), atol=1e-5)
+    np.testing.assert_allclose(heads.ctr, 1 / (1 + np.exp(-engagement[:, 0])), atol=1e-5)
+    with pytest.raises(ValueError, match="not trained on 'item_item'"):
+        TorchPairScorer(artifact).score(QUERIES, TITLES, task="item_item")
+
+
+def test_multitask_ranker_trains_on_three_tasks_and_routes_by_task_id(tmp_path):
+    from training.cross_encoder.predict import TorchPairScorer
+
+    tasks = ["query_item", "item_item", "query_query"]
+    config = RankerConfig(epochs=1, batch_size=8, tasks=tasks, routing="mhp", private_layers=2)
+    artifact = train_ranker_from_files(data_dir=DATA, out_dir=tmp_path / "mt", config=config, limit=8)
+    scorer = TorchPairScorer(artifact)
+    assert scorer.card["private_layers"] == 2 and scorer.card["train_pairs"] == 24
+    by_task = {task: scorer.score(QUERIES, TITLES, task=task).relevance.expected for task in tasks}
+    # same text, different private tower and head per task: different scores
+    assert not np.allclose(by_task["query_item"], by_task["item_item"])

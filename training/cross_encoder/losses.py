@@ -17,9 +17,16 @@ def expected_value_loss(cumulative_logits: torch.Tensor, relevance: torch.Tensor
     return F.mse_loss(1.0 + probs.sum(1), relevance)
 
 
-def engagement_loss(logits: torch.Tensor, ctr: torch.Tensor, cvr: torch.Tensor, cvr_mask: torch.Tensor) -> torch.Tensor:
-    """BCE on debiased simulated CTR, and on CVR where the pair was clicked at all."""
-    ctr_loss = F.binary_cross_entropy_with_logits(logits[:, 0], ctr)
+def engagement_loss(logits: torch.Tensor, ctr: torch.Tensor, cvr: torch.Tensor, cvr_mask: torch.Tensor,
+                    ctr_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """BCE on debiased simulated CTR where the row has engagement at all (``ctr_mask``: derived tasks have
+    none, and must not teach the heads that their pairs never get clicked), and on CVR where the pair was
+    clicked."""
+    ctr_each = F.binary_cross_entropy_with_logits(logits[:, 0], ctr, reduction="none")
+    if ctr_mask is None:
+        ctr_loss = ctr_each.mean()
+    else:
+        ctr_loss = (ctr_each * ctr_mask).sum() / ctr_mask.sum().clamp(min=1.0)
     cvr_each = F.binary_cross_entropy_with_logits(logits[:, 1], cvr, reduction="none")
     cvr_loss = (cvr_each * cvr_mask).sum() / cvr_mask.sum().clamp(min=1.0)
     return ctr_loss + cvr_loss

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 class RankerConfig:
     tasks: list[str] = field(default_factory=lambda: ["query_item"])
     routing: str = "prefix"
+    private_layers: int = 1  # mhp only: per-task private copies of the top transformer layers
     epochs: float = 1.0
     batch_size: int = 32
     lr: float = 5e-5
@@ -70,7 +71,7 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
     rng = np.random.default_rng(config.seed)
     base = base_model_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = UnifiedRanker(base, tasks=config.tasks, routing=config.routing)
+    model = UnifiedRanker(base, tasks=config.tasks, routing=config.routing, private_layers=config.private_layers)
 
     prefixes = config.task_prefixes()
     lefts = [prefixes.get(t, "") + s for t, s in zip(rows["task"], rows["left"])]
@@ -79,7 +80,9 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
     task_ids = torch.tensor(rows["task"].map({t: i for i, t in enumerate(config.tasks)}).to_numpy(), dtype=torch.long)
     cum = torch.tensor(cumulative_targets(rows["relevance"].to_numpy()), dtype=torch.float32)
     relevance = torch.tensor(rows["relevance"].to_numpy(), dtype=torch.float32)
-    eng = torch.tensor(rows[["ctr", "cvr", "cvr_mask"]].to_numpy(dtype=np.float32))
+    if "ctr_mask" not in rows:
+        rows = rows.assign(ctr_mask=1.0)
+    eng = torch.tensor(rows[["ctr", "cvr", "cvr_mask", "ctr_mask"]].to_numpy(dtype=np.float32))
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.AdamW(
@@ -103,7 +106,7 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
             loss = (
                 config.w_ordinal * ordinal_loss(rel_logits, cum[idx])
                 + config.w_expected * expected_value_loss(rel_logits, relevance[idx])
-                + config.w_engagement * engagement_loss(eng_logits, eng[idx, 0], eng[idx, 1], eng[idx, 2])
+                + config.w_engagement * engagement_loss(eng_logits, *eng[idx].unbind(1))
             )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -128,7 +131,8 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
 
 def load_ranker(out_dir: Path) -> tuple[UnifiedRanker, dict]:
     meta = json.loads((out_dir / "config.json").read_text())
-    model = UnifiedRanker(base_model_path(), tasks=meta["tasks"], routing=meta["routing"])
+    model = UnifiedRanker(base_model_path(), tasks=meta["tasks"], routing=meta["routing"],
+                          private_layers=meta.get("private_layers", 1))
     model.load_state_dict(torch.load(out_dir / "model.pt", map_location="cpu"))
     model.eval()
     return model, meta
