@@ -5,16 +5,28 @@ from pathlib import Path
 import numpy as np
 
 from service.settings import Settings
+from training.cross_encoder.train import RankerConfig
 from training.evaluate.report import ReportConfig, build_report
+from training.recipes import train_ranker_from_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _tiny_rankers(artifacts: Path) -> None:
+    """Two routing variants of a multi-task ranker and a single-task baseline, a few steps each."""
+    tasks = ["query_item", "item_item", "query_query"]
+    for name, config in (("mt-prefix", RankerConfig(tasks=tasks, routing="prefix", batch_size=8)),
+                         ("mt-multihead", RankerConfig(tasks=tasks, routing="multihead", batch_size=8)),
+                         ("st-query_query", RankerConfig(tasks=["query_query"], batch_size=8))):
+        train_ranker_from_files(data_dir=ROOT / "data", out_dir=artifacts / name, config=config, limit=8)
+
+
 def test_report_runs_every_section_on_real_models(tmp_path, model_repo):
+    _tiny_rankers(tmp_path / "artifacts")
     settings = Settings(model_repo=model_repo, data_dir=ROOT / "data", state_dir=tmp_path / "state",
                         inference="embedded", kafka_bootstrap=None, redis_url=None)
     config = ReportConfig(out_dir=tmp_path / "report", command="pytest", student=tmp_path / "no-student",
-                          artifacts=tmp_path / "artifacts", catalogue_limit=300, query_limit=15,
+                          artifacts=tmp_path / "artifacts", catalogue_limit=300, query_limit=40,
                           keyphrase_items=4, ranx_check=False)
     result = build_report(settings, config)
 
@@ -34,3 +46,8 @@ def test_report_runs_every_section_on_real_models(tmp_path, model_repo):
     curve = result.figures["tradeoff"]
     assert list(curve["w"]) == list(np.linspace(0.0, 1.0, config.sweep_points))
     assert result.figures["keyphrases"]["items"] == 4
+    rankers = {f.name: f for f in result.figures["rankers"]}
+    assert set(rankers) == {"mt-multihead", "mt-prefix", "st-query_query", "ensemble of mt-multihead, mt-prefix"}
+    assert set(rankers["mt-prefix"].by_task) == {"query_item", "item_item", "query_query"}
+    assert rankers["ensemble of mt-multihead, mt-prefix"].ndcg10 is not None
+    assert "Multi-task against the single-task baseline" in text and "| query_query |" in text

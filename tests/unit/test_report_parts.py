@@ -105,9 +105,11 @@ def test_task_figures_from_heads():
     # expected rating 1 + p1 + p2 reproduces the human means exactly
     heads = PairHeads(OrdinalScores(np.array([0.0, 1.0, 1.0, 1.0]), np.array([0.0, 0.0, 1.0, 1.0])),
                       np.zeros(4), np.zeros(4))
-    figures = task_figures("query_item", rows, heads)
+    figures = task_figures("query_item", rows, heads.relevance)
     assert figures.rows == 4 and figures.accuracy == pytest.approx(1.0) and figures.rmse == pytest.approx(0.0)
     assert figures.shares == pytest.approx((0.25, 0.25, 0.5))
+    voted = task_figures("query_item", rows, heads.relevance, labels=np.array([0, 1, 1, 2]))
+    assert voted.accuracy == pytest.approx(0.75) and voted.rmse == pytest.approx(0.0)
 
 
 def _write(path, name, payload):

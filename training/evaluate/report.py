@@ -35,6 +35,7 @@ from training.evaluate.ablation import pair_figures, student_figures
 from training.evaluate.embeddings import EmbeddingSet, served_embeddings, student_card, student_embeddings
 from training.evaluate.keyphrase_eval import evaluate_keyphrases, keyphrase_runtime, sample_items
 from training.evaluate.metrics import ndcg_at_k, pearson_r
+from training.evaluate.ranker_compare import compare_rankers, ranker_artifacts
 from training.evaluate.ranking_report import Row, add_baselines, ranker_row, train_mean_row
 from training.evaluate.retrieval import catalogue_recall, exact_items_by_query, ranx_recall
 from training.evaluate.task_eval import TASKS, score_in_chunks, task_figures, task_rows
@@ -192,7 +193,7 @@ def section_tasks(ctx: Context) -> str:
         rows = rows_by_task[task]
         heads = ctx.heads if task == "query_item" else score_in_chunks(
             ctx.scorer, rows["left"].tolist(), rows["right"].tolist(), task=task)
-        figures.append(task_figures(task, rows, heads))
+        figures.append(task_figures(task, rows, heads.relevance))
     ctx.figures["tasks"] = figures
     card = ctx.scorer.card
     trained_on = card.get("training", {}).get("tasks", card.get("tasks", []))
@@ -200,13 +201,47 @@ def section_tasks(ctx: Context) -> str:
                     "3-level acc.", "macro-F1", "RMSE (1–3)"],
                    [[f.task, f"{f.rows:,}", " / ".join(f"{s:.2f}" for s in f.shares), _f(max(f.shares)),
                      _f(f.accuracy), _f(f.macro_f1), _f(f.rmse)] for f in figures])
-    return (f"## 2. Ranker per task\n\nThe three entity-pair tasks built by `training/tasks.py` from the "
-            f"{ctx.config.split} split's judgements only (derived tasks uncapped), scored by the served ranker "
-            f"with `scorer.score(task=...)`. **{ctx.scorer.model_version} was trained on "
-            f"{', '.join(trained_on)} only** (routing `{card.get('routing')}`, no task prefix or task id for "
-            "the other tasks), so this is the **single-task baseline**: on item_item and query_query it reads "
-            "the pair as if it were (query, title). The majority-class share is what always answering the "
-            "most frequent label would score (a reference, not a system).\n\n" + table + "\n")
+    served = (f"## 2. Ranker per task\n\nThe three entity-pair tasks built by `training/tasks.py` from the "
+              f"{ctx.config.split} split's judgements only (derived tasks uncapped), scored by the served ranker "
+              f"with `scorer.score(task=...)`. **{ctx.scorer.model_version} was trained on "
+              f"{', '.join(trained_on)} only** (routing `{card.get('routing')}`, no task prefix or task id for "
+              "the other tasks): on item_item and query_query it reads the pair as if it were (query, title). "
+              "The majority-class share is what always answering the most frequent label would score (a "
+              "reference, not a system).\n\n" + table + "\n")
+    return served + _trained_rankers(ctx, rows_by_task)
+
+
+def _trained_rankers(ctx: Context, rows_by_task: dict) -> str:
+    paths = ranker_artifacts(ctx.config.artifacts)
+    if not paths:
+        return ""
+    figures = compare_rankers(paths, rows_by_task)
+    ctx.figures["rankers"] = figures
+    rows = [[f"`{f.name}`", f.routing, "+".join(f.tasks), f"{f.train_pairs:,}" if f.train_pairs else "—",
+             _f(f.train_seconds / 60, 1) if f.train_seconds else "—", task, _f(t.accuracy), _f(t.macro_f1),
+             _f(t.rmse), _f(f.ndcg10) if task == "query_item" else "—"]
+            for f in figures for task, t in f.by_task.items()]
+    table = _table(["ranker", "routing", "trained on", "train rows", "train min", "task", "3-level acc.",
+                    "macro-F1", "RMSE (1–3)", "NDCG@10"], rows)
+    single = {f.tasks[0]: f for f in figures if len(f.tasks) == 1}
+    gains = []
+    for f in figures:
+        if len(f.tasks) < 2:
+            continue
+        for task, t in f.by_task.items():
+            if task in single:
+                base = single[task].by_task[task]
+                gains.append([task, f"{t.rows:,}", f"`{single[task].name}`", f"`{f.name}`",
+                              f"{t.accuracy - base.accuracy:+.3f}", f"{t.macro_f1 - base.macro_f1:+.3f}",
+                              f"{t.rmse - base.rmse:+.3f}"])
+    gain_table = _table(["task", f"{ctx.config.split} rows", "single-task", "multi-task", "Δ acc.", "Δ macro-F1",
+                         "Δ RMSE (lower is better)"], gains) if gains else "(no single-task baseline trained)"
+    return ("\n### Trained rankers from `artifacts/` (torch fp32, not served)\n\nEvery ranker artifact under "
+            f"`{ctx.config.artifacts}/`, scored with `training.cross_encoder.predict.TorchPairScorer` on the tasks it "
+            "was trained on (task prefix or task id as trained); the ensemble votes over the routing variants "
+            "that share a task set (`training/cross_encoder/ensemble.py`). Train rows and minutes are from "
+            "each artifact's config.json.\n\n" + table + "\n\nMulti-task against the single-task baseline "
+            "trained the same way on that task alone:\n\n" + gain_table + "\n")
 
 
 # --- 3 -------------------------------------------------------------------------------------------

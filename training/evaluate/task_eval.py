@@ -51,10 +51,12 @@ class TaskFigures:
     rmse: float
 
 
-def task_figures(task: str, rows: pd.DataFrame, heads: PairHeads) -> TaskFigures:
+def task_figures(task: str, rows: pd.DataFrame, relevance: OrdinalScores, *,
+                 labels: np.ndarray | None = None) -> TaskFigures:
+    """Figures of one task's scores; ``labels`` overrides the 3-level rule on E[y] (an ensemble's vote)."""
     target = rows["relevance"].to_numpy(float)
-    labels = label_from_raw(target)
-    shares = tuple(float((labels == c).mean()) for c in range(3))
-    predicted = heads.relevance.label_index
-    return TaskFigures(task, len(rows), shares, accuracy(predicted, labels), macro_f1(predicted, labels),
-                       rmse(heads.relevance.raw_relevance, target))
+    truth = label_from_raw(target)
+    shares = tuple(float((truth == c).mean()) for c in range(3))
+    predicted = relevance.label_index if labels is None else labels
+    return TaskFigures(task, len(rows), shares, accuracy(predicted, truth), macro_f1(predicted, truth),
+                       rmse(relevance.raw_relevance, target))
