@@ -48,10 +48,9 @@ def train_ranker_command(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
     verify_data(settings.data_dir)
-    train_ranker_from_files(data_dir=settings.data_dir, out_dir=out_dir,
-                       config=RankerConfig(epochs=epochs, threads=threads, tasks=tasks.split(","), routing=routing,
-                                           private_layers=private_layers),
-                       limit=limit or None)
+    config = RankerConfig(epochs=epochs, threads=threads, tasks=tasks.split(","), routing=routing,
+                          private_layers=private_layers)
+    train_ranker_from_files(data_dir=settings.data_dir, out_dir=out_dir, config=config, limit=limit or None)
 
 
 @train_app.command("student")
