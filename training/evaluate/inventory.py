@@ -72,14 +72,16 @@ def missing(inv: Inventory, *, served_encoder: str) -> list[str]:
     absent_labels = [name for combo, name in LABEL_ABLATION.items() if combo not in combos]
     if absent_labels:
         lines.append(f"**Student label ablation**: no student for {', '.join(absent_labels)}.")
-    trials = [f"`{name}` ({card.get('steps', '?')} steps, rows capped at "
-              f"{card.get('max_rows') or card.get('max_rows_per_dataset')}, stopped by its time budget: "
-              f"{bool(card.get('stopped_by_time_budget'))})"
-              for name, card in inv.students.items()
-              if card.get("stopped_by_time_budget") or card.get("max_rows") or card.get("max_rows_per_dataset")]
+    trials = {name: card for name, card in inv.students.items()
+              if card.get("stopped_by_time_budget") or card.get("max_rows") or card.get("max_rows_per_dataset")}
     if trials:
-        lines.append(f"**Full student run**: every student here is a budgeted trial ({'; '.join(trials)}); no "
-                     f"uncapped epoch has been run. The served encoder is: {served_encoder}.")
+        caps = {str(card.get("max_rows") or card.get("max_rows_per_dataset")) for card in trials.values()}
+        steps = ", ".join(f"`{name}` {card.get('steps', '?')}" + (" (stopped by its time budget)"
+                                                                  if card.get("stopped_by_time_budget") else "")
+                          for name, card in trials.items())
+        lines.append(f"**Full student run**: every student here is a budgeted trial (rows capped at "
+                     f"{' / '.join(sorted(caps))}; optimiser steps: {steps}); no uncapped epoch has been run. "
+                     f"The served encoder is: {served_encoder}.")
     if not inv.students:
         lines.append("**Student**: no student artifact was given or found, so every student row reads "
                      "\"not trained\".")
