@@ -403,6 +403,11 @@ def section_tradeoff(ctx: Context) -> str:
     conv = sweep(frame, engagement_column="sim_conv", **args)
     curve["conv_weighted"] = conv["engagement_weighted"].to_numpy()
     ctx.figures["tradeoff"] = curve
+    # what the CTR head learned: the relevance-dependent part of CTR, or more (popularity is not in the text)
+    heads_r = {"CTR head vs simulated CTR": pearson_r(heads.ctr, frame["sim_ctr"]),
+               "CTR head vs the ranker's E[y]": pearson_r(heads.ctr, heads.relevance.expected),
+               "human relevance vs simulated CTR": pearson_r(frame["relevance"], frame["sim_ctr"])}
+    ctx.figures["ctr_head"] = heads_r
     marks = {}
     for name, weights in ctx.settings.profiles.items():
         w = engagement_share(weights)
@@ -433,7 +438,10 @@ def section_tradeoff(ctx: Context) -> str:
             "little with the order; the weighted column weighs rank r by the click model's examination "
             f"probability 1/(1+r)^{decay}, and is what the plot shows.\n\n" + table +
             "\n\nReference orderings (named profiles from `service/settings.py`, placed on the w axis by "
-            "(w_ctr + w_cvr) / Σw):\n\n" + ref + "\n\n![trade-off](tradeoff.png)\n")
+            "(w_ctr + w_cvr) / Σw):\n\n" + ref + "\n\nWhat the CTR head carries (Pearson r over the same pairs): "
+            + "; ".join(f"{k} {v:.3f}" for k, v in heads_r.items()) + ". A CTR head that mostly repeats E[y] "
+            "cannot move the order away from relevance: the simulated clicks also depend on an item popularity "
+            "that a text-only cross-encoder does not see.\n\n![trade-off](tradeoff.png)\n")
 
 
 # --- 8, 9 ----------------------------------------------------------------------------------------
