@@ -19,13 +19,10 @@ REQUIRED = ("left", "right", "score")
 def score_pairs(*, scorer, lefts: list[str], rights: list[str], task: str = "query_item",
                 chunk: int = 2048) -> np.ndarray:
     """Expected relevance (1–3) of each pair from a ``PairScorer`` (embedded ONNX Runtime or Triton)."""
-    from tqdm import tqdm
+    from training.evaluate.task_eval import score_in_chunks
 
-    out = np.empty(len(lefts), dtype=np.float32)
-    for start in tqdm(range(0, len(lefts), chunk), desc="teacher scores", mininterval=10):
-        heads = scorer.score(lefts[start : start + chunk], rights[start : start + chunk], task=task)
-        out[start : start + chunk] = heads.relevance.raw_relevance
-    return out
+    heads = score_in_chunks(scorer, lefts, rights, task=task, chunk=chunk)
+    return heads.relevance.raw_relevance.astype(np.float32)
 
 
 def save_teacher_scores(path: Path, frame: pd.DataFrame) -> Path:

@@ -101,6 +101,7 @@ class Context:
     config: ReportConfig
     pairs: pd.DataFrame
     frame: pd.DataFrame
+    catalogue: object  # service.catalogue.Catalogue, loaded once (BM25 reads it, the corpus lists come from it)
     catalogue_ids: list[str]
     catalogue_titles: list[str]
     keyphrases: list[str]
@@ -111,6 +112,7 @@ class Context:
     student: EmbeddingSet | None = None
     student_note: str = ""
     heads: object = None
+    pair_figures: dict = field(default_factory=dict)  # encoder name → dim → NDCG@10 and Pearson r (section 4)
     headline: list[Row] = field(default_factory=list)
     figures: dict = field(default_factory=dict)
 
@@ -127,7 +129,7 @@ def _load(settings: Settings, config: ReportConfig) -> Context:
         wanted = set(ids[: config.catalogue_limit]) | set(frame["item_id"])
         ids, titles = zip(*[(i, t) for i, t in zip(ids, titles) if i in wanted])
     backend = make_backend(settings)
-    return Context(settings, config, pairs, frame, list(ids), list(titles), catalogue.keyphrases, backend,
+    return Context(settings, config, pairs, frame, catalogue, list(ids), list(titles), catalogue.keyphrases, backend,
                    make_encoder(backend, settings), make_pair_scorer(backend, settings))
 
 
@@ -152,7 +154,7 @@ def _encode(ctx: Context, timings: Timings) -> None:
 def section_headline(ctx: Context) -> str:
     frame, settings, dims = ctx.frame, ctx.settings, ctx.config.dims
     train_mean = float(split_frame(ctx.pairs, "train")["relevance"].mean())
-    add_baselines(frame, load_catalogue(settings.data_dir))
+    add_baselines(frame, ctx.catalogue)
     ctx.heads = score_in_chunks(ctx.scorer, frame["query"].tolist(), frame["title"].tolist(), task="query_item")
     frame["ranker"] = ctx.heads.relevance.expected
     rows = [Row("random order", ndcg_at_k(frame, "random")), train_mean_row(frame, train_mean),
@@ -290,20 +292,17 @@ def section_retrieval(ctx: Context) -> str:
 # --- 4 -------------------------------------------------------------------------------------------
 
 def section_agreement(ctx: Context) -> str:
-    frame, dims = ctx.frame, ctx.config.dims
+    frame, dims = ctx.frame, (ctx.config.dims[0], ctx.config.dims[-1])
     expected = ctx.heads.relevance.expected
-    rows, agreement = [], {}
+    rows = []
     for name, emb in (("zero-shot", ctx.zero_shot), ("student", ctx.student)):
-        cells = []
-        for d in (dims[0], dims[-1]):
-            if emb is None:
-                cells.append(ctx.student_note)
-                continue
-            r = pearson_r(emb.pair_cosines(frame["query"], frame["item_id"], d), expected)
-            agreement[(name, d)] = r
-            cells.append(_f(r))
-        rows.append([name] + cells)
-    ctx.figures["agreement"] = agreement
+        if emb is None:
+            rows.append([name] + [ctx.student_note] * len(dims))
+            continue
+        ctx.pair_figures[name] = pair_figures(emb, frame, expected, dims)
+        rows.append([name] + [_f(ctx.pair_figures[name][d]["r_ranker"]) for d in dims])
+    ctx.figures["agreement"] = {(name, d): by_dim[d]["r_ranker"] for name, by_dim in ctx.pair_figures.items()
+                                for d in dims}
     table = _table(["encoder", f"Pearson r at {dims[0]}-d", f"at {dims[-1]}-d"], rows)
     return (f"## 4. Student–ranker agreement\n\nPearson r between the encoder's cosine and the served ranker's "
             f"expected relevance E[y] over the {len(frame):,} {ctx.config.split} query_item pairs (the student "
@@ -326,8 +325,7 @@ def section_ablations(ctx: Context) -> str:
         return [name, signals, kd, str(steps if steps is not None else "—")] + [
             _f(by_dim[d][key]) for d in dims for key in ("r_ranker", "r_human", "ndcg10")]
 
-    rows = [row("zero-shot " + ctx.encoder.model_version, "—", "—", 0,
-                pair_figures(ctx.zero_shot, ctx.frame, ctx.heads.relevance.expected, dims))]
+    rows = [row("zero-shot " + ctx.encoder.model_version, "—", "—", 0, ctx.pair_figures["zero-shot"])]
     rows += [row(f"`{f.name}`", f.signals, f.kd_loss or "—", f.steps, f.by_dim) for f in figures]
     header = ["student", "trained on", "KD loss", "steps"] + [
         f"{label} {d}-d" for d in dims for label in ("r vs ranker", "r vs human", "NDCG@10")]

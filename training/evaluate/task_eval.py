@@ -35,7 +35,8 @@ def score_in_chunks(scorer: PairScorer, lefts: list[str], rights: list[str], *, 
                     chunk: int = 1024) -> PairHeads:
     """``scorer.score`` over chunks with a progress bar; heads concatenated in input order."""
     parts = [scorer.score(lefts[i : i + chunk], rights[i : i + chunk], task=task)
-             for i in tqdm(range(0, len(lefts), chunk), desc=f"ranker {task}", unit="chunk", mininterval=5)]
+             for i in tqdm(range(0, max(len(lefts), 1), chunk), desc=f"ranker {task}", unit="chunk", mininterval=5)]
+    # (no pairs: one empty call, so the scorer's own empty result keeps the shapes)
     rel = OrdinalScores(np.concatenate([p.relevance.p_partial_or_better for p in parts]),
                         np.concatenate([p.relevance.p_exact for p in parts]))
     return PairHeads(rel, np.concatenate([p.ctr for p in parts]), np.concatenate([p.cvr for p in parts]))
