@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the CPU build that lies on this machine kind's disk (any other spelling pulls CUDA builds).
 TORCH := torch==2.13.0
 
-.PHONY: run serve prepare install install-serve test system-deps compose-check bench eval report students rankers ranker-full clean
+.PHONY: run serve prepare install install-serve test system-deps compose-check bench eval report students rankers ranker-full recipe recipe-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,14 @@ rankers: install
 # The multi-task ranker on all train rows (query_item 58,737 + item_item 12,000 + query_query 6,000), 1 epoch (≈ 28 min).
 ranker-full: install
 	$(BIN)/shoprank train ranker --epochs 1 --out-dir artifacts/ranker-mt-prefix-full $(ALL_TASKS) --routing prefix
+
+# The whole recipe as one resumable command (training/recipe.py): ranker → distillation scores → student → ONNX
+# (fp32 + int8) → parity → calibration → the test table, into artifacts/recipe-<preset>/ (its own model_repo/).
+recipe: install
+	$(BIN)/shoprank train recipe --preset full
+
+recipe-quick: install
+	$(BIN)/shoprank train recipe --preset quick
 
 # The full held-out report (docs/report/report.md + PNGs); the student row needs a trained student dir.
 STUDENT ?= artifacts/student-v2

@@ -58,8 +58,9 @@ def train_student_command(
     out_dir: Path = typer.Option(Path("artifacts/student"), help="sentence-transformers model dir to write"),
     teacher_scores: Path = typer.Option(None, help="ranker scores of the train pairs (shoprank teacher-scores)"),
     kd_loss: str = typer.Option("pearson", help="pearson | cosent | mse"),
-    preset: str = typer.Option("full", help="full; trial (the budgeted run of docs/training.md); or quick "
-                                            "(a few minutes on 2 cores)"),
+    preset: str = typer.Option("full", help="full (the recipe's run, ≈ 20 min on 2 cores); uncapped (every train "
+                                            "row, ≈ 45 min); trial (the earlier budgeted run of docs/training.md); "
+                                            "or quick (a few minutes)"),
     max_seconds: float = typer.Option(0, help="stop after this much wall time and save (0 = no budget)"),
     clicks: bool = typer.Option(True, help="MNRL on simulated click positives (off: the label ablation)"),
     labels: bool = typer.Option(True, help="contrastive on the binarised labels (off: the label ablation)"),
@@ -70,12 +71,37 @@ def train_student_command(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
-    presets = {"full": StudentConfig, "trial": StudentConfig.trial, "quick": StudentConfig.quick}
+    presets = {"full": StudentConfig.full, "uncapped": StudentConfig, "trial": StudentConfig.trial,
+               "quick": StudentConfig.quick}
     if preset not in presets:
         raise typer.BadParameter(f"--preset must be one of {', '.join(presets)}")
     config = presets[preset](kd_loss=kd_loss, max_train_seconds=max_seconds or None, use_clicks=clicks,
                              use_labels=labels, use_kd=kd)
     train_student_from_files(data_dir=settings.data_dir, teacher_scores=teacher_scores, config=config, out_dir=out_dir)
+
+
+@train_app.command("recipe")
+def train_recipe_command(
+    preset: str = typer.Option("quick", help="quick (a smoke run, ≤ 10 min on 2 cores) or full (≤ 2 h)"),
+    work_dir: Path = typer.Option(None, help="where each step's output goes (default artifacts/recipe-<preset>); "
+                                             "a rerun skips the steps whose output is there"),
+    model_repo: Path = typer.Option(None, help="Triton model repository to export into (default <work-dir>/model_repo; "
+                                               "model_repo publishes to the served one)"),
+    version: int = typer.Option(1, help="version directory the models are exported as"),
+    teacher_labels: Path = typer.Option(None, help="a `shoprank label` parquet: train on the LLM teacher's ratings "
+                                                   "instead of the human ones"),
+) -> None:
+    """The whole recipe: ranker → distillation scores → student → ONNX export → parity → calibration → test table."""
+    from training.recipe import PRESETS, run_recipe
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"--preset must be one of {', '.join(PRESETS)}")
+    settings = Settings()
+    verify_data(settings.data_dir)
+    run = run_recipe(preset=PRESETS[preset], work_dir=work_dir or Path(f"artifacts/recipe-{preset}"),
+                     model_repo=model_repo, version=version, teacher_labels=teacher_labels, settings=settings)
+    typer.echo(run.summary())
 
 
 def teacher_scores_command(
@@ -157,6 +183,30 @@ def eval_command(
         out.write_text(table + "\n")
 
 
+def eval_retrieval_command(
+    student: Path = typer.Argument(..., help="a sentence-transformers student dir (artifacts/student*)"),
+    split: str = typer.Option("validation", help="validation (choose between students) or test (report figures)"),
+    dims: str = typer.Option("384,256,128,64", help="Matryoshka cuts to measure"),
+    k: int = typer.Option(100, help="recall@k"),
+) -> None:
+    """Catalogue recall@k of a student's exact items at each cut: the quick check between training runs."""
+    from service.catalogue import load_catalogue
+    from training.data import labelled_pairs, split_frame
+    from training.evaluate.embeddings import student_embeddings
+    from training.evaluate.retrieval import recall_by_dim
+
+    settings = Settings()
+    frame = split_frame(labelled_pairs(settings.data_dir), split)
+    catalogue = load_catalogue(settings.data_dir)
+    embeddings = student_embeddings(student, queries=sorted(frame["query"].unique()), item_ids=catalogue.item_ids,
+                                    item_titles=catalogue.item_titles)
+    cuts = [int(d) for d in dims.split(",")]
+    recall = recall_by_dim(embeddings, frame, dims=cuts, k=k)
+    for d in cuts:
+        typer.echo(f"{student.name} {split} recall@{k} {d}-d {recall[d]:.4f} ({recall[d] / recall[cuts[0]]:.1%} of "
+                   f"{cuts[0]}-d)")
+
+
 def prepare_command() -> None:
     """Check data and models, then build (or restore) the item and keyphrase indexes and snapshot them.
 
@@ -196,6 +246,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
     app.command("export")(export_command)
     app.command("eval")(eval_command)
+    app.command("eval-retrieval")(eval_retrieval_command)
     app.command("verify-data")(verify_data_command)
     app.command("prepare")(prepare_command)
     app.command("calibrate")(calibrate_command)

@@ -31,6 +31,11 @@ def _card(repo: Path, model: str, version: str) -> dict:
     return json.loads(card_path.read_text()) if card_path.exists() else {}
 
 
+def forget_cards() -> None:
+    """Drop cached cards: ``shoprank calibrate`` writes its floor into a version's card after export."""
+    _card.cache_clear()
+
+
 class _RepoModel:
     """A named model of the repository whose tokenizer and card follow the served version."""
 
@@ -121,4 +126,6 @@ class PairScorer(_RepoModel):
             extra = {"task_id": np.full(len(lefts), task_index, dtype=np.int64)}
         out = self._run_sorted(self.tokenizer(), lefts, list(rights), extra)
         engagement = sigmoid(out["engagement_logits"])
-        return PairHeads(from_cumulative_logits(out["relevance_logits"]), engagement[:, 0], engagement[:, 1])
+        cuts = card.get("calibration", {}).get("label_cuts")
+        relevance = from_cumulative_logits(out["relevance_logits"], label_cuts=cuts)
+        return PairHeads(relevance, engagement[:, 0], engagement[:, 1])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LABELS = ("irrelevant", "partial", "exact")
+RATING_CUTS = (1.835, 2.5)  # data/README.md: the midpoints between the rating steps
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -24,6 +25,7 @@ class OrdinalScores:
 
     p_partial_or_better: np.ndarray  # P(y ≥ 1)
     p_exact: np.ndarray  # P(y ≥ 2)
+    label_cuts: tuple[float, float] = RATING_CUTS  # on the expected rating; a model's own from validation
 
     @property
     def class_probs(self) -> np.ndarray:
@@ -43,31 +45,33 @@ class OrdinalScores:
 
     @property
     def label_index(self) -> np.ndarray:
-        """The 3-level rule applied to the expected rating, as human means are labelled.
+        """Cut points on the expected rating: the human rule by default, or the ones ``shoprank calibrate``
+        fitted on the validation split for this model version (its card's ``calibration.label_cuts``).
 
-        Chosen on the validation split over the most probable class (3-level accuracy 0.570 vs 0.499,
-        macro-F1 0.457 vs 0.341 for ranker:1): soft cumulative targets make the middle class rarely
-        the argmax even when the expected rating sits squarely in it.
+        The expected rating was chosen on the validation split over the most probable class (3-level
+        accuracy 0.570 vs 0.499, macro-F1 0.457 vs 0.341 for ranker:1): soft cumulative targets make the
+        middle class rarely the argmax even when the expected rating sits squarely in it.
         """
-        return label_from_raw(self.raw_relevance)
+        return label_from_raw(self.raw_relevance, cuts=self.label_cuts)
 
     @property
     def labels(self) -> list[str]:
         return [LABELS[i] for i in self.label_index]
 
 
-def from_cumulative_logits(logits: np.ndarray) -> OrdinalScores:
-    """[n, 2] cumulative logits → ordered cumulative probabilities."""
+def from_cumulative_logits(logits: np.ndarray, *, label_cuts=None) -> OrdinalScores:
+    """[n, 2] cumulative logits → ordered cumulative probabilities (``label_cuts``: see ``label_index``)."""
     logits = np.asarray(logits, dtype=np.float64).reshape(-1, 2)
     p1 = sigmoid(logits[:, 0])
     p2 = np.minimum(sigmoid(logits[:, 1]), p1)
-    return OrdinalScores(p_partial_or_better=p1, p_exact=p2)
+    cuts = RATING_CUTS if label_cuts is None else (float(label_cuts[0]), float(label_cuts[1]))
+    return OrdinalScores(p_partial_or_better=p1, p_exact=p2, label_cuts=cuts)
 
 
-def label_from_raw(relevance: np.ndarray) -> np.ndarray:
+def label_from_raw(relevance: np.ndarray, *, cuts: tuple[float, float] = RATING_CUTS) -> np.ndarray:
     """The project's 3-level rule on the human mean (data README): <1.835 → 0, <2.5 → 1, else 2."""
     r = np.asarray(relevance, dtype=np.float64)
-    return np.where(r < 1.835, 0, np.where(r < 2.5, 1, 2)).astype(np.int64)
+    return np.where(r < cuts[0], 0, np.where(r < cuts[1], 1, 2)).astype(np.int64)
 
 
 def cumulative_targets(relevance: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ from service.api.app import create_app
 from service.catalogue import load_catalogue, stable_id
 from service.inference.factory import make_encoder
 from service.inference.onnx_local import OnnxLocalBackend
+from service.inference.repository import latest_version
 from service.runtime import build_runtime
 from service.settings import Settings
 from tests.conftest import embedded_settings
@@ -209,17 +210,24 @@ def deployment(request, production_repo: Path, tmp_path: Path):
                                                triton_timeout_s=30.0))), publish
 
 
+def shipped_versions(repo: Path) -> tuple[int, int]:
+    """(encoder, ranker) versions the repository serves now; the tests publish the next ones."""
+    return tuple(int(latest_version(repo, model).version) for model in ("encoder", "ranker"))
+
+
 def test_swap_under_load_has_zero_failed_requests(deployment, model_repo: Path, production_repo: Path) -> None:
     settings, publish = deployment
-    order = ["encoder:1+ranker:1", "encoder:1+ranker:2", "encoder:2+ranker:2"]
+    e, r = shipped_versions(model_repo)
+    old, new = f"encoder:{e}", f"encoder:{e + 1}"
+    order = [f"{old}+ranker:{r}", f"{old}+ranker:{r + 1}", f"{new}+ranker:{r + 1}"]
     with http_api(settings) as (url, app):
         assert httpx.get(url + "/readyz").json()["model_version"] == order[0]
         with Load(url, titles=load_catalogue(settings.data_dir).keyphrases) as load:
             time.sleep(1.0)
-            publish("ranker", 2, {"note": "swap test: same weights, new card"})
+            publish("ranker", r + 1, {"note": "swap test: same weights, new card"})
             wait_for_version(url, order[1])
             time.sleep(1.0)
-            publish("encoder", 2, {"prefixes": V2_PREFIXES, "note": "swap test: prefixed texts"})
+            publish("encoder", e + 1, {"prefixes": V2_PREFIXES, "note": "swap test: prefixed texts"})
             wait_for_version(url, order[2])
             time.sleep(3.0)  # past the watcher's grace period and its late catch-up
         runtime = app.state.runtime_holder.runtime
@@ -230,9 +238,9 @@ def test_swap_under_load_has_zero_failed_requests(deployment, model_repo: Path, 
     assert all(seen and forward_only(seen, order) for seen in load.seen), [sorted(set(s)) for s in load.seen]
     assert {v for seen in load.seen for v in seen} == set(order)
 
-    encoders = {"encoder:1": make_encoder(OnnxLocalBackend(model_repo), settings),  # has version 1 only
-                "encoder:2": make_encoder(OnnxLocalBackend(production_repo), settings)}
-    assert [e.version for e in encoders.values()] == ["1", "2"]
+    encoders = {old: make_encoder(OnnxLocalBackend(model_repo), settings),  # has the shipped version only
+                new: make_encoder(OnnxLocalBackend(production_repo), settings)}
+    assert [enc.version for enc in encoders.values()] == [str(e), str(e + 1)]
 
     # each /v1/retrieve answer is scored by the encoder its model_version names (the switch is atomic)
     named = 0
@@ -240,7 +248,7 @@ def test_swap_under_load_has_zero_failed_requests(deployment, model_repo: Path, 
         text = runtime.store.get_items([top_id])[0].text
         expected = {name: float(enc.encode([QUERY], kind="query")[0] @ enc.encode([text], kind="item")[0])
                     for name, enc in encoders.items()}
-        this, other = version.split("+")[0], ({"encoder:1", "encoder:2"} - {version.split("+")[0]}).pop()
+        this, other = version.split("+")[0], ({old, new} - {version.split("+")[0]}).pop()
         assert abs(score - expected[this]) < abs(score - expected[other]), (version, score, expected)
         named += 1
     assert named >= 2
@@ -248,8 +256,8 @@ def test_swap_under_load_has_zero_failed_requests(deployment, model_repo: Path, 
     # after the switch the index holds new-encoder vectors for every item, including the writes made meanwhile
     assert runtime.model_version == order[2] and len(load.written) >= 10
     docs = [doc for doc in runtime.store.get_items(load.written) if doc is not None]
-    new_scores, new_ids = runtime.items.search(encoders["encoder:2"].encode([d.text for d in docs], kind="item"), 1)
-    old_scores, _ = runtime.items.search(encoders["encoder:1"].encode([d.text for d in docs], kind="item"), 1)
+    new_scores, new_ids = runtime.items.search(encoders[new].encode([d.text for d in docs], kind="item"), 1)
+    old_scores, _ = runtime.items.search(encoders[old].encode([d.text for d in docs], kind="item"), 1)
     assert new_ids[:, 0].tolist() == [stable_id(doc.item_id) for doc in docs]
     assert new_scores[:, 0].min() > 0.98, np.sort(new_scores[:, 0])[:5]
     assert (new_scores[:, 0] > old_scores[:, 0]).all(), (new_scores[:, 0] - old_scores[:, 0]).min()
@@ -261,19 +269,20 @@ def failed_swaps(url: str) -> float:
 
 
 def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(production_repo: Path, tmp_path: Path) -> None:
+    e, r = shipped_versions(production_repo)
     settings = embedded_settings(model_repo=production_repo, state_dir=tmp_path / "state", catalogue_limit=200,
                                  model_swap_poll_s=0.2)
     with http_api(settings) as (url, app):
         before = failed_swaps(url)
-        broken = publish_version(production_repo / "ranker", version=2, card_update={"note": "truncated export"})
+        broken = publish_version(production_repo / "ranker", version=r + 1, card_update={"note": "truncated export"})
         (broken / "model.onnx").unlink()
         (broken / "model.onnx").write_bytes(b"not an onnx file")
         deadline = time.monotonic() + 30
         while failed_swaps(url) == before:
-            assert time.monotonic() < deadline, "the watcher never tried version 2"
+            assert time.monotonic() < deadline, f"the watcher never tried version {r + 1}"
             time.sleep(0.2)
         rank = httpx.post(url + "/v1/rank", json={"query": QUERY, "items": [{"id": "a", "title": "Angle"}]})
-        assert rank.status_code == 200 and rank.json()["model_version"] == "encoder:1+ranker:1"
+        assert rank.status_code == 200 and rank.json()["model_version"] == f"encoder:{e}+ranker:{r}"
         time.sleep(1.0)  # later polls do not retry the same broken versions
         assert failed_swaps(url) == before + 1
-        assert app.state.runtime_holder.runtime.scorer.version == "1"
+        assert app.state.runtime_holder.runtime.scorer.version == str(r)

@@ -15,7 +15,7 @@ from training.evaluate.ablation import pair_figures, signals_of
 from training.evaluate.embeddings import EmbeddingSet, matryoshka_cut
 from training.evaluate.keyphrase_eval import additional_counts, additional_keyphrases, sample_items
 from training.evaluate.metrics import ndcg_at_k, pearson_r
-from training.evaluate.retrieval import catalogue_recall, exact_items_by_query, recall_at_k
+from training.evaluate.retrieval import catalogue_recall, exact_items_by_query, recall_at_k, recall_by_dim
 from training.evaluate.task_eval import task_figures
 from training.evaluate.tradeoff import engagement_at_k, engagement_share, engagement_weights, sweep
 
@@ -58,6 +58,17 @@ def test_matryoshka_cut_renormalises_and_pair_cosines_use_the_cut():
     expected = [matryoshka_cut(q, 4)[2] @ cut[3], matryoshka_cut(q, 4)[0] @ cut[0]]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     assert pearson_r(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.5])) > 0.99
+
+
+def test_recall_by_dim_searches_each_cut_for_the_exact_items_only():
+    # q1's exact item sits on the first axis, q2's only differs from a decoy beyond the 2-d cut
+    q = _unit(np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]]))
+    t = _unit(np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, -1.0], [0.0, 0.0, 1.0, 0.0]]))
+    emb = EmbeddingSet("x", ["q1", "q2", "q3"], np.vstack([q, q[:1]]), ["a", "b", "decoy", "c"], t)
+    frame = pd.DataFrame({"query": ["q1", "q2", "q2", "q3"], "item_id": ["a", "b", "c", "c"], "label": [2, 2, 1, 0]})
+    assert recall_by_dim(emb, frame, dims=[4], k=1) == {4: 1.0}  # q3 has no exact item: left out
+    assert recall_by_dim(emb, frame, dims=[2], k=1)[2] in (0.5, 1.0)  # at 2-d, b and the decoy tie for q2
+    assert recall_by_dim(emb, frame, dims=[4, 2], k=2) == {4: 1.0, 2: 1.0}
 
 
 def _candidates() -> pd.DataFrame:

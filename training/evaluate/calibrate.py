@@ -2,7 +2,9 @@
 
 int8 ranker scores shift with quantisation (shared/STACK.md), so the floor is fitted on the exact
 model version that is served: the P(y ≥ partial) threshold maximising Youden's J (TPR − FPR) for
-"partial or better" on validation. The test split is never used here.
+"partial or better" on validation. The same pass fits the model's own 3-level cut points on its
+expected rating (the human rule's 1.835 / 2.5 suit human means, not a model's shrunk predictions);
+the service and ``shoprank eval`` label with them. The test split is never used here.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import json
 import numpy as np
 
 from service.inference.factory import make_backend, make_pair_scorer
+from service.inference.models import forget_cards
 from service.inference.repository import latest_version
 from service.settings import Settings
+from service.ranking.ordinal import RATING_CUTS, label_from_raw
 from training.data import labelled_pairs, split_frame
 
 
@@ -25,12 +29,32 @@ def youden_threshold(p_relevant: np.ndarray, is_relevant: np.ndarray, *, grid: n
     return float(grid[best]), float(scores[best])
 
 
+def accuracy_cuts(rating: np.ndarray, label: np.ndarray, *, grid: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(cut₁, cut₂, accuracy): the cut points on the expected rating that label ``rating`` most accurately.
+
+    An exhaustive search over a 0.01 grid (≈ 9,000 pairs of cuts); nothing in scikit-learn fits ordered
+    cut points for accuracy."""
+    grid = np.round(np.arange(150, 290) / 100, 2) if grid is None else grid
+    below = rating[None, :] < grid[:, None]  # [cut, pair]
+    best = (RATING_CUTS[0], RATING_CUTS[1], -1.0)
+    for i, low in enumerate(grid):
+        for j in range(i + 1, len(grid)):
+            predicted = np.where(below[i], 0, np.where(below[j], 1, 2))
+            acc = float((predicted == label).mean())
+            if acc > best[2]:
+                best = (float(low), float(grid[j]), acc)
+    return best
+
+
 def calibrate_served_ranker(settings: Settings) -> dict:
     frame = split_frame(labelled_pairs(settings.data_dir), "validation")
     scorer = make_pair_scorer(make_backend(settings), settings)
-    p1 = scorer.score(frame["query"].tolist(), frame["title"].tolist()).relevance.p_partial_or_better
+    heads = scorer.score(frame["query"].tolist(), frame["title"].tolist())
+    p1 = heads.relevance.p_partial_or_better
     relevant = frame["label"].to_numpy() >= 1
     threshold, j = youden_threshold(p1, relevant)
+    low, high, acc = accuracy_cuts(heads.relevance.raw_relevance, frame["label"].to_numpy())
+    human_rule_acc = float((label_from_raw(heads.relevance.raw_relevance) == frame["label"].to_numpy()).mean())
     kept = p1 >= threshold
     calibration = {
         "min_relevance": threshold,
@@ -39,10 +63,14 @@ def calibrate_served_ranker(settings: Settings) -> dict:
         "validation_kept": round(float(kept.mean()), 4),
         "validation_precision": round(float(relevant[kept].mean()), 4),
         "validation_irrelevant_removed": round(float((~kept[~relevant]).mean()), 4),
+        "label_cuts": [low, high],
+        "label_cuts_method": "cut points on the expected rating maximising 3-level accuracy on the validation split",
+        "validation_accuracy": {"label_cuts": round(acc, 4), "human_rule": round(human_rule_acc, 4)},
     }
     version = latest_version(settings.model_repo, settings.ranker_model)
     card_path = version.path / "shoprank.json"
     card = json.loads(card_path.read_text())
     card["calibration"] = calibration
     card_path.write_text(json.dumps(card, indent=2))
+    forget_cards()
     return calibration

@@ -71,7 +71,7 @@ def student_card(path: Path) -> dict:
 
 
 def student_embeddings(path: Path, *, queries: list[str], item_ids: list[str], item_titles: list[str],
-                       threads: int = 2, batch_size: int = 64) -> EmbeddingSet:
+                       threads: int = 2, batch_size: int = 64, name: str | None = None) -> EmbeddingSet:
     """The distilled student (sentence-transformers dir) at full width, with its recorded prefixes and length."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -89,5 +89,5 @@ def student_embeddings(path: Path, *, queries: list[str], item_ids: list[str], i
         return model.encode([prefix + t for t in texts], batch_size=batch_size, show_progress_bar=True,
                             convert_to_numpy=True, normalize_embeddings=True).astype(np.float32)
 
-    return EmbeddingSet(f"student ({path.name})", queries, encode(queries, "query"), item_ids,
+    return EmbeddingSet(name or f"student ({path.name})", queries, encode(queries, "query"), item_ids,
                         encode(item_titles, "item"))

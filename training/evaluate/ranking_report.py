@@ -50,15 +50,18 @@ def evaluate_test_split(settings: Settings, *, split: str = "test") -> list[Row]
     train_mean = split_frame(pairs, "train")["relevance"].mean()
     add_baselines(frame, load_catalogue(settings.data_dir))
     backend = make_backend(settings)
-    frame["zero_shot"] = encoder_scores(frame, make_encoder(backend, settings))
-    heads = ranker_heads(frame, make_pair_scorer(backend, settings))
+    encoder = make_encoder(backend, settings)
+    frame["zero_shot"] = encoder_scores(frame, encoder)
+    kind = "zero-shot encoder" if "zero-shot" in encoder.card.get("source", "zero-shot") else "student encoder"
+    scorer = make_pair_scorer(backend, settings)
+    heads = ranker_heads(frame, scorer)
     frame["ranker"] = heads.relevance.expected
     return [
         Row("random order", ndcg_at_k(frame, "random")),
         train_mean_row(frame, train_mean),
         Row("BM25 (bm25s)", ndcg_at_k(frame, "bm25")),
-        Row(f"zero-shot encoder ({settings.encoder_model}, {settings.embedding_dim}-d)", ndcg_at_k(frame, "zero_shot")),
-        ranker_row(f"ranker ({settings.ranker_model})", frame, heads),
+        Row(f"{kind} ({encoder.model_version}, {settings.embedding_dim}-d)", ndcg_at_k(frame, "zero_shot")),
+        ranker_row(f"ranker ({scorer.model_version})", frame, heads),
     ]
 
 

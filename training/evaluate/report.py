@@ -28,6 +28,7 @@ from service.catalogue import load_catalogue
 from service.inference.factory import make_backend, make_encoder, make_pair_scorer
 from service.ranking.value_model import value_scores
 from service.settings import Settings
+from training.base_model import base_model_path
 from training.data import labelled_pairs, split_frame
 from training.engagement import ClickModel, simulate_engagement
 from training.evaluate import inventory, plots
@@ -136,8 +137,12 @@ def _load(settings: Settings, config: ReportConfig) -> Context:
 def _encode(ctx: Context, timings: Timings) -> None:
     queries = sorted(ctx.frame["query"].unique())
     with timings.section("encode: served encoder (queries + catalogue)"):
-        ctx.zero_shot = served_embeddings(ctx.encoder, queries=queries, item_ids=ctx.catalogue_ids,
-                                          item_titles=ctx.catalogue_titles)
+        if "zero-shot" in ctx.encoder.card.get("source", "zero-shot"):
+            ctx.zero_shot = served_embeddings(ctx.encoder, queries=queries, item_ids=ctx.catalogue_ids,
+                                              item_titles=ctx.catalogue_titles)
+        else:  # a trained student is served: the baseline is the base model itself (sentence-transformers, fp32)
+            ctx.zero_shot = student_embeddings(Path(base_model_path()), queries=queries, item_ids=ctx.catalogue_ids,
+                                               item_titles=ctx.catalogue_titles, name="zero-shot (base, fp32)")
     path = ctx.config.student
     if path is None:
         ctx.student_note = "not trained (no --student given)"
@@ -163,7 +168,9 @@ def section_headline(ctx: Context) -> str:
     for d in (dims[0], dims[-1]):
         frame[f"zero_shot_{d}"] = ctx.zero_shot.pair_cosines(frame["query"], frame["item_id"], d)
         served = " (served)" if d == settings.embedding_dim else ""
-        rows.append(Row(f"zero-shot {ctx.encoder.model_version}, {d}-d{served}", ndcg_at_k(frame, f"zero_shot_{d}")))
+        zero_shot_served = "zero-shot" in ctx.encoder.card.get("source", "zero-shot")
+        rows.append(Row(f"{ctx.zero_shot.name}, {d}-d{served if zero_shot_served else ''}",
+                        ndcg_at_k(frame, f"zero_shot_{d}")))
     for d in dims:
         name = f"student {ctx.config.student.name if ctx.config.student else ''}, {d}-d".replace(" ,", ",")
         if ctx.student is None:
@@ -325,7 +332,7 @@ def section_ablations(ctx: Context) -> str:
         return [name, signals, kd, str(steps if steps is not None else "—")] + [
             _f(by_dim[d][key]) for d in dims for key in ("r_ranker", "r_human", "ndcg10")]
 
-    rows = [row("zero-shot " + ctx.encoder.model_version, "—", "—", 0, ctx.pair_figures["zero-shot"])]
+    rows = [row(ctx.zero_shot.name, "—", "—", 0, ctx.pair_figures["zero-shot"])]
     rows += [row(f"`{f.name}`", f.signals, f.kd_loss or "—", f.steps, f.by_dim) for f in figures]
     header = ["student", "trained on", "KD loss", "steps"] + [
         f"{label} {d}-d" for d in dims for label in ("r vs ranker", "r vs human", "NDCG@10")]

@@ -64,3 +64,13 @@ def ranx_recall(queries: Sequence[str], retrieved: Sequence[Sequence[str]], rele
     # scores only order the run: k, k-1, … keeps the search's order
     run = Run({q: {item: float(len(got) - rank) for rank, item in enumerate(got)} for q, got in zip(queries, retrieved)})
     return float(evaluate(qrels, run, f"recall@{k}"))
+
+
+def recall_by_dim(embeddings, frame: pd.DataFrame, *, dims: Sequence[int], k: int = 100) -> dict[int, float]:
+    """Mean catalogue recall@k of ``frame``'s exact items at each Matryoshka cut of an ``EmbeddingSet``."""
+    relevant_by_query = exact_items_by_query(frame)
+    queries = list(relevant_by_query)
+    rows = [embeddings.queries.index(q) for q in queries]
+    relevant = [relevant_by_query[q] for q in queries]
+    return {d: float(catalogue_recall(embeddings.query_matrix(d)[rows], embeddings.item_matrix(d),
+                                      embeddings.item_ids, relevant, k=k)[0].mean()) for d in dims}

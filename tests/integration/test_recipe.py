@@ -1,0 +1,82 @@
+"""``shoprank train recipe`` end to end on a slice of the real data: every step, the exported repository
+served by the service's own inference seam, and resuming a finished run."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from service.catalogue import HOME_DEPOT_ZIP
+from service.inference.factory import make_backend, make_encoder, make_pair_scorer
+from service.settings import Settings
+from training.biencoder.train import StudentConfig
+from training.cross_encoder.train import RankerConfig
+from training.data import split_of
+from training.recipe import ALL_TASKS, RecipePreset, apply_teacher_labels, run_recipe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+TINY = RecipePreset("tiny", RankerConfig(tasks=ALL_TASKS, batch_size=8, max_tokens=32), 16,
+                    StudentConfig.quick(max_rows_per_dataset=24, batch_size=8, max_steps=3, max_seq_length=24),
+                    distillation_pairs=24, parity_samples=8)
+
+
+@pytest.fixture(scope="module")
+def data_slice(tmp_path_factory) -> Path:
+    """The vendored file cut to 60 queries of each split (real rows, the same format and split rule)."""
+    with zipfile.ZipFile(ROOT / "data" / HOME_DEPOT_ZIP) as zf, zf.open("train.csv") as fh:
+        raw = pd.read_csv(fh, encoding="latin-1", dtype={"product_uid": str})
+    split = raw["search_term"].astype(str).map(split_of)
+    keep = set()
+    for name in ("train", "validation", "test"):
+        keep |= set(raw.loc[split == name, "search_term"].drop_duplicates().head(60))
+    data_dir = tmp_path_factory.mktemp("data")
+    (data_dir / HOME_DEPOT_ZIP).parent.mkdir(parents=True)
+    with zipfile.ZipFile(data_dir / HOME_DEPOT_ZIP, "w") as zf:
+        zf.writestr("train.csv", raw[raw["search_term"].isin(keep)].to_csv(index=False).encode("latin-1"))
+    return data_dir
+
+
+def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
+    settings = Settings(data_dir=data_slice, state_dir=tmp_path / "state", inference="embedded",
+                        kafka_bootstrap=None, redis_url=None, embedding_dim=64)
+    run = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
+
+    assert all(run.seconds[s] > 0 for s in ("ranker", "distillation scores", "student", "export", "calibrate"))
+    repo = tmp_path / "run" / "model_repo"
+    for model in ("encoder", "ranker"):
+        assert {p.name for p in (repo / model / "3").glob("*.onnx")} == {"model.onnx", "model.fp32.onnx"}
+    parity = run.figures["parity"]
+    assert parity["encoder_fp32_min_cosine"] > 0.9999 and parity["encoder_int8_min_cosine"] > 0.95
+    assert parity["ranker_fp32_max_abs_logit_diff"] < 1e-3 and parity["ranker_int8_max_abs_logit_diff"] < 0.5
+    assert "student encoder" in run.table and "| ranker (ranker:3) |" in run.table
+    assert (tmp_path / "run" / "recipe.md").read_text().startswith("# Recipe run (tiny)")
+
+    # The exported versions are what the service loads: the student's card, the ranker's calibrated floor.
+    serve = settings.model_copy(update={"model_repo": repo})
+    backend = make_backend(serve)
+    encoder, scorer = make_encoder(backend, serve), make_pair_scorer(backend, serve)
+    assert encoder.card["matryoshka_dims"] == [384, 256, 128, 64] and encoder.card["recipe"]["preset"] == "tiny"
+    vectors = encoder.encode(["cordless drill", "deck paint"])
+    assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert scorer.relevance_floor(default=-1.0) == run.figures["calibration"]["min_relevance"]
+    assert scorer.tasks() == ALL_TASKS
+
+    again = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
+    assert all(again.seconds[s] == 0.0 for s in ("ranker", "distillation scores", "student", "export", "calibrate"))
+    assert json.loads((tmp_path / "run" / "recipe.json").read_text())["preset"] == "tiny"
+
+
+def test_teacher_labels_replace_the_human_ratings_on_judged_pairs():
+    pairs = pd.DataFrame({"query": ["a", "a", "b"], "title": ["x", "y", "x"], "relevance": [3.0, 1.0, 2.0],
+                          "label": [2, 0, 1]})
+    labels = pd.DataFrame({"query": ["a", "b", "b"], "title": ["y", "x", "x"], "expected": [2.0, 0.4, 0.4]})
+    out = apply_teacher_labels(pairs, labels)
+    assert list(zip(out["query"], out["title"])) == [("a", "y"), ("b", "x")]  # ("a", "x") was not judged
+    assert out["relevance"].tolist() == [3.0, 1.4] and out["label"].tolist() == [2, 0]
+

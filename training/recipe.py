@@ -1,0 +1,211 @@
+"""``shoprank train recipe``: the whole offline recipe as one resumable command.
+
+teacher labels → unified multi-task ranker → the ranker's scores on train pairs (distillation targets)
+→ bi-encoder student → ONNX (fp32 + int8 per-channel) into a Triton model repository → ONNX-vs-torch
+parity → relevance floor calibrated on validation → the held-out table on test.
+
+Each step writes its output under ``work_dir`` and is skipped when that output is already there, so a
+run that was stopped picks up where it was. The teacher is the human labels in ``data/`` unless
+``teacher_labels`` names a ``shoprank label`` file (an LLM's judgements), whose expected rating then
+replaces the human one on the pairs it judged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from service.settings import Settings
+from training.biencoder.train import StudentConfig
+from training.cross_encoder.train import RankerConfig
+
+log = logging.getLogger(__name__)
+
+ALL_TASKS = ["query_item", "item_item", "query_query"]
+
+
+@dataclass(frozen=True)
+class RecipePreset:
+    """Sizes of one run of the recipe; ``quick`` is a smoke run (≤ 10 min), ``full`` the ≤ 2 h one on 2 cores."""
+
+    name: str
+    ranker: RankerConfig
+    ranker_rows_per_task: int | None  # None = every train row of every task
+    student: StudentConfig
+    distillation_pairs: int  # train pairs the fresh ranker scores for the student's KD loss
+    parity_samples: int = 64
+
+
+PRESETS = {
+    "quick": RecipePreset("quick", RankerConfig(tasks=ALL_TASKS, routing="prefix", max_tokens=48), 1_500,
+                          StudentConfig.quick(max_seq_length=32), distillation_pairs=2_000),
+    "full": RecipePreset("full", RankerConfig(tasks=ALL_TASKS, routing="prefix"), None, StudentConfig.full(),
+                         distillation_pairs=15_000),
+}
+
+
+@dataclass
+class RecipeRun:
+    """What a run did: seconds per step (skipped steps: 0), the published versions and the figures."""
+
+    preset: str
+    work_dir: Path
+    model_repo: Path
+    version: int
+    teacher: str = "human labels (data/)"
+    seconds: dict[str, float] = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    table: str = ""
+
+    def summary(self) -> str:
+        steps = "\n".join(f"| {name} | {sec / 60:.1f} |" for name, sec in self.seconds.items())
+        return (f"# Recipe run ({self.preset})\n\nTeacher: {self.teacher}. Models: `{self.model_repo}` version "
+                f"{self.version}.\n\n| step | minutes |\n| --- | --- |\n{steps}\n| **total** | "
+                f"**{sum(self.seconds.values()) / 60:.1f}** |\n\n## Held-out test split\n\n{self.table}\n\n"
+                f"## Checks\n\n```json\n{json.dumps(self.figures, indent=2)}\n```\n")
+
+
+def apply_teacher_labels(pairs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Train pairs relabelled by a ``shoprank label`` file: relevance = 1 + the teacher's expected rating.
+
+    Pairs the teacher did not judge are dropped: the recipe then learns from the teacher alone."""
+    from service.ranking.ordinal import label_from_raw
+
+    judged = labels[["query", "title", "expected"]].drop_duplicates(["query", "title"])
+    out = pairs.merge(judged, on=["query", "title"], how="inner")
+    out["relevance"] = 1.0 + out.pop("expected").astype(float)
+    out["label"] = label_from_raw(out["relevance"].to_numpy())
+    return out.reset_index(drop=True)
+
+
+def distillation_targets(ranker_dir: Path, pairs: pd.DataFrame, *, n: int, seed: int = 13) -> pd.DataFrame:
+    """``left, right, score``: the fresh ranker's expected rating (1–3) on a sample of train query–item pairs."""
+    from training.cross_encoder.predict import TorchPairScorer
+
+    distinct = pairs[["query", "title"]].drop_duplicates()
+    sample = distinct.sample(n=min(n, len(distinct)), random_state=seed)
+    heads = TorchPairScorer(ranker_dir).score(sample["query"].tolist(), sample["title"].tolist())
+    return pd.DataFrame({"left": sample["query"].to_numpy(), "right": sample["title"].to_numpy(),
+                         "score": heads.relevance.raw_relevance.astype(np.float32)})
+
+
+def parity_figures(*, repo: Path, version: int, ranker_dir: Path, student_dir: Path, pairs: pd.DataFrame,
+                   n: int) -> dict:
+    """Exported ONNX (fp32, and the served int8) against the torch models on ``n`` train pairs."""
+    import onnxruntime as ort
+    from sentence_transformers import SentenceTransformer
+
+    from training.cross_encoder.predict import TorchPairScorer
+
+    sample = pairs.sample(n=min(n, len(pairs)), random_state=0)
+    queries, titles = sample["query"].tolist(), sample["title"].tolist()
+    student = SentenceTransformer(str(student_dir), device="cpu")
+    reference = student.encode(titles, normalize_embeddings=True)
+    batch = student.tokenizer(titles, truncation=True, max_length=student.max_seq_length, padding=True,
+                              return_tensors="np")
+    figures = {}
+    for precision, file in (("fp32", "model.fp32.onnx"), ("int8", "model.onnx")):
+        session = ort.InferenceSession(str(repo / "encoder" / str(version) / file), providers=["CPUExecutionProvider"])
+        (onnx,) = session.run(None, {"input_ids": batch["input_ids"].astype(np.int64),
+                                     "attention_mask": batch["attention_mask"].astype(np.int64)})
+        figures[f"encoder_{precision}_min_cosine"] = round(float((onnx * reference).sum(axis=1).min()), 5)
+
+    import torch
+
+    ranker = TorchPairScorer(ranker_dir)
+    tokens = ranker.tokenizer(queries, titles, truncation=True, max_length=ranker.max_tokens, padding=True,
+                              return_tensors="pt")
+    with torch.inference_mode():
+        torch_logits = ranker.model(**tokens)[0].numpy()
+    feeds = {k: v.numpy().astype(np.int64) for k, v in tokens.items()}
+    feeds["task_id"] = np.zeros(len(queries), dtype=np.int64)  # query_item; an input of multihead / mhp only
+    for precision, file in (("fp32", "model.fp32.onnx"), ("int8", "model.onnx")):
+        session = ort.InferenceSession(str(repo / "ranker" / str(version) / file), providers=["CPUExecutionProvider"])
+        inputs = {i.name for i in session.get_inputs()}
+        onnx_logits = session.run(["relevance_logits"], {k: v for k, v in feeds.items() if k in inputs})[0]
+        figures[f"ranker_{precision}_max_abs_logit_diff"] = round(float(np.abs(onnx_logits - torch_logits).max()), 5)
+    return figures
+
+
+def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None = None, version: int = 1,
+               teacher_labels: Path | None = None, settings: Settings | None = None) -> RecipeRun:
+    """Run (or resume) every step; returns the run record, also written to ``work_dir/recipe.{md,json}``."""
+    from training.biencoder.teacher_scores import load_teacher_scores, save_teacher_scores
+    from training.biencoder.train import train_student
+    from training.data import labelled_pairs, split_frame
+    from training.evaluate.calibrate import calibrate_served_ranker
+    from training.evaluate.ranking_report import evaluate_test_split, to_markdown
+    from training.export.onnx_export import export_encoder, export_ranker
+    from training.recipes import ranker_rows
+    from training.tasks import query_item_rows
+
+    settings = settings or Settings()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    repo = model_repo or work_dir / "model_repo"
+    run = RecipeRun(preset=preset.name, work_dir=work_dir, model_repo=repo, version=version)
+
+    def step(name: str, done: Path, action) -> None:
+        if done.exists():
+            log.info("recipe: %s already done (%s)", name, done)
+            run.seconds[name] = 0.0
+            return
+        log.info("recipe: %s …", name)
+        started = time.time()
+        action()
+        run.seconds[name] = round(time.time() - started, 1)
+        log.info("recipe: %s done in %.1f min", name, run.seconds[name] / 60)
+
+    train = split_frame(labelled_pairs(settings.data_dir), "train")
+    if teacher_labels is not None:
+        train = apply_teacher_labels(train, pd.read_parquet(teacher_labels))
+        run.teacher = f"{teacher_labels} ({len(train)} judged train pairs)"
+    ranker_dir, student_dir = work_dir / "ranker", work_dir / "student"
+    scores_path = work_dir / "distillation_scores.npz"
+    ranker_config = replace(preset.ranker, threads=settings.intra_op_threads)
+
+    def train_ranker_step() -> None:
+        from training.cross_encoder.train import train_ranker
+
+        rows = ranker_rows(train, tasks=ranker_config.tasks, limit=preset.ranker_rows_per_task, seed=ranker_config.seed)
+        train_ranker(rows, ranker_config, ranker_dir)
+
+    step("ranker", ranker_dir / "config.json", train_ranker_step)
+    step("distillation scores", scores_path, lambda: save_teacher_scores(
+        scores_path, distillation_targets(ranker_dir, train, n=preset.distillation_pairs)))
+    step("student", student_dir / "shoprank_student.json", lambda: train_student(
+        rows=query_item_rows(train), teacher=load_teacher_scores(scores_path), config=preset.student,
+        out_dir=student_dir))
+
+    card = {"recipe": {"preset": preset.name, "teacher": run.teacher}}
+
+    def export_step() -> None:
+        student_meta = json.loads((student_dir / "shoprank_student.json").read_text())
+        export_encoder(repo=repo, version=version, source=str(student_dir), card=card | {
+            "source": f"student of the recipe ({preset.name}): MNRL clicks + contrastive labels + "
+                      f"{student_meta['kd_loss']} KD, Matryoshka {student_meta['matryoshka_dims']}",
+            "matryoshka_dims": student_meta["matryoshka_dims"],
+            "prefixes": student_meta["prefixes"]})
+        export_ranker(artifact_dir=ranker_dir, repo=repo, version=version, card=card)
+
+    step("export", repo / "ranker" / str(version) / "shoprank.json", export_step)
+    serve = settings.model_copy(update={"model_repo": repo, "inference": "embedded"})
+    started = time.time()
+    run.figures["parity"] = parity_figures(repo=repo, version=version, ranker_dir=ranker_dir, student_dir=student_dir,
+                                           pairs=train, n=preset.parity_samples)
+    run.seconds["parity"] = round(time.time() - started, 1)
+    step("calibrate", work_dir / "calibration.json", lambda: (work_dir / "calibration.json").write_text(
+        json.dumps(calibrate_served_ranker(serve), indent=2)))
+    run.figures["calibration"] = json.loads((work_dir / "calibration.json").read_text())
+    started = time.time()
+    run.table = to_markdown(evaluate_test_split(serve))
+    run.seconds["evaluate (test)"] = round(time.time() - started, 1)
+
+    (work_dir / "recipe.md").write_text(run.summary())
+    (work_dir / "recipe.json").write_text(json.dumps(asdict(run), indent=2, default=str))
+    return run
