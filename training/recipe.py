@@ -95,44 +95,6 @@ def distillation_targets(ranker_dir: Path, pairs: pd.DataFrame, *, n: int, seed:
                          "score": heads.relevance.raw_relevance.astype(np.float32)})
 
 
-def parity_figures(*, repo: Path, version: int, ranker_dir: Path, student_dir: Path, pairs: pd.DataFrame,
-                   n: int) -> dict:
-    """Exported ONNX (fp32, and the served int8) against the torch models on ``n`` train pairs."""
-    import onnxruntime as ort
-    from sentence_transformers import SentenceTransformer
-
-    from training.cross_encoder.predict import TorchPairScorer
-
-    sample = pairs.sample(n=min(n, len(pairs)), random_state=0)
-    queries, titles = sample["query"].tolist(), sample["title"].tolist()
-    student = SentenceTransformer(str(student_dir), device="cpu")
-    reference = student.encode(titles, normalize_embeddings=True)
-    batch = student.tokenizer(titles, truncation=True, max_length=student.max_seq_length, padding=True,
-                              return_tensors="np")
-    figures = {}
-    for precision, file in (("fp32", "model.fp32.onnx"), ("int8", "model.onnx")):
-        session = ort.InferenceSession(str(repo / "encoder" / str(version) / file), providers=["CPUExecutionProvider"])
-        (onnx,) = session.run(None, {"input_ids": batch["input_ids"].astype(np.int64),
-                                     "attention_mask": batch["attention_mask"].astype(np.int64)})
-        figures[f"encoder_{precision}_min_cosine"] = round(float((onnx * reference).sum(axis=1).min()), 5)
-
-    import torch
-
-    ranker = TorchPairScorer(ranker_dir)
-    tokens = ranker.tokenizer(queries, titles, truncation=True, max_length=ranker.max_tokens, padding=True,
-                              return_tensors="pt")
-    with torch.inference_mode():
-        torch_logits = ranker.model(**tokens)[0].numpy()
-    feeds = {k: v.numpy().astype(np.int64) for k, v in tokens.items()}
-    feeds["task_id"] = np.zeros(len(queries), dtype=np.int64)  # query_item; an input of multihead / mhp only
-    for precision, file in (("fp32", "model.fp32.onnx"), ("int8", "model.onnx")):
-        session = ort.InferenceSession(str(repo / "ranker" / str(version) / file), providers=["CPUExecutionProvider"])
-        inputs = {i.name for i in session.get_inputs()}
-        onnx_logits = session.run(["relevance_logits"], {k: v for k, v in feeds.items() if k in inputs})[0]
-        figures[f"ranker_{precision}_max_abs_logit_diff"] = round(float(np.abs(onnx_logits - torch_logits).max()), 5)
-    return figures
-
-
 def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None = None, version: int = 1,
                teacher_labels: Path | None = None, settings: Settings | None = None) -> RecipeRun:
     """Run (or resume) every step; returns the run record, also written to ``work_dir/recipe.{md,json}``."""
@@ -142,6 +104,7 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
     from training.evaluate.calibrate import calibrate_served_ranker
     from training.evaluate.ranking_report import evaluate_test_split, to_markdown
     from training.export.onnx_export import export_encoder, export_ranker
+    from training.export.parity import encoder_parity, ranker_parity
     from training.recipes import ranker_rows
     from training.tasks import query_item_rows
 
@@ -196,8 +159,10 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
     step("export", repo / "ranker" / str(version) / "shoprank.json", export_step)
     serve = settings.model_copy(update={"model_repo": repo, "inference": "embedded"})
     started = time.time()
-    run.figures["parity"] = parity_figures(repo=repo, version=version, ranker_dir=ranker_dir, student_dir=student_dir,
-                                           pairs=train, n=preset.parity_samples)
+    sample = train.sample(n=min(preset.parity_samples, len(train)), random_state=0)
+    run.figures["parity"] = (
+        encoder_parity(repo / "encoder" / str(version), student_dir, sample["title"].tolist())
+        | ranker_parity(repo / "ranker" / str(version), ranker_dir, sample["query"].tolist(), sample["title"].tolist()))
     run.seconds["parity"] = round(time.time() - started, 1)
     step("calibrate", work_dir / "calibration.json", lambda: (work_dir / "calibration.json").write_text(
         json.dumps(calibrate_served_ranker(serve), indent=2)))

@@ -16,8 +16,8 @@ import numpy as np
 from service.inference.factory import make_backend, make_pair_scorer
 from service.inference.models import forget_cards
 from service.inference.repository import latest_version
-from service.settings import Settings
 from service.ranking.ordinal import RATING_CUTS, label_from_raw
+from service.settings import Settings
 from training.data import labelled_pairs, split_frame
 
 
