@@ -60,11 +60,13 @@ class RecipeRun:
     version: int
     teacher: str = "human labels (data/)"
     seconds: dict[str, float] = field(default_factory=dict)
+    resumed: list[str] = field(default_factory=list)  # steps done by an earlier run (their seconds are from it)
     figures: dict = field(default_factory=dict)
     table: str = ""
 
     def summary(self) -> str:
-        steps = "\n".join(f"| {name} | {sec / 60:.1f} |" for name, sec in self.seconds.items())
+        steps = "\n".join(f"| {name}{' (earlier run)' if name in self.resumed else ''} | {sec / 60:.1f} |"
+                          for name, sec in self.seconds.items())
         return (f"# Recipe run ({self.preset})\n\nTeacher: {self.teacher}. Models: `{self.model_repo}` version "
                 f"{self.version}.\n\n| step | minutes |\n| --- | --- |\n{steps}\n| **total** | "
                 f"**{sum(self.seconds.values()) / 60:.1f}** |\n\n## Held-out test split\n\n{self.table}\n\n"
@@ -95,6 +97,17 @@ def distillation_targets(ranker_dir: Path, pairs: pd.DataFrame, *, n: int, seed:
                          "score": heads.relevance.raw_relevance.astype(np.float32)})
 
 
+def record_in_card(version_dir: Path, key: str, value: dict) -> None:
+    """Add a section (e.g. the held-out figures) to a version's model card."""
+    from service.inference.models import forget_cards
+
+    path = version_dir / "shoprank.json"
+    card = json.loads(path.read_text())
+    card[key] = {k: round(v, 4) if isinstance(v, float) else v for k, v in value.items()}
+    path.write_text(json.dumps(card, indent=2))
+    forget_cards()
+
+
 def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None = None, version: int = 1,
                teacher_labels: Path | None = None, settings: Settings | None = None) -> RecipeRun:
     """Run (or resume) every step; returns the run record, also written to ``work_dir/recipe.{md,json}``."""
@@ -113,10 +126,14 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
     repo = model_repo or work_dir / "model_repo"
     run = RecipeRun(preset=preset.name, work_dir=work_dir, model_repo=repo, version=version)
 
+    record = work_dir / "recipe.json"
+    earlier = json.loads(record.read_text())["seconds"] if record.exists() else {}
+
     def step(name: str, done: Path, action) -> None:
         if done.exists():
             log.info("recipe: %s already done (%s)", name, done)
-            run.seconds[name] = 0.0
+            run.seconds[name] = earlier.get(name, 0.0)
+            run.resumed.append(name)
             return
         log.info("recipe: %s …", name)
         started = time.time()
@@ -168,9 +185,16 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
         json.dumps(calibrate_served_ranker(serve), indent=2)))
     run.figures["calibration"] = json.loads((work_dir / "calibration.json").read_text())
     started = time.time()
-    run.table = to_markdown(evaluate_test_split(serve))
+    rows = evaluate_test_split(serve)
+    run.table = to_markdown(rows)
     run.seconds["evaluate (test)"] = round(time.time() - started, 1)
+    encoder_row, ranker_row = rows[-2], rows[-1]
+    evaluation = {"split": "test", "command": "shoprank train recipe (training/evaluate/ranking_report.evaluate_test_split)"}
+    record_in_card(repo / "encoder" / str(version), "evaluation", evaluation | {"ndcg10": encoder_row.ndcg10})
+    record_in_card(repo / "ranker" / str(version), "evaluation", evaluation | {
+        "ndcg10": ranker_row.ndcg10, "rmse": ranker_row.rmse, "accuracy": ranker_row.accuracy,
+        "macro_f1": ranker_row.macro_f1})
 
     (work_dir / "recipe.md").write_text(run.summary())
-    (work_dir / "recipe.json").write_text(json.dumps(asdict(run), indent=2, default=str))
+    record.write_text(json.dumps(asdict(run), indent=2, default=str))
     return run

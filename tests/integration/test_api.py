@@ -6,6 +6,7 @@ relevant product; the other is from an unrelated department).
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -55,6 +56,18 @@ def test_rank_puts_relevant_product_above_irrelevant(api_client, query, relevant
         assert 0 <= rel["p_exact"] <= rel["p_partial_or_better"] <= 1 and 0 <= item["score"] <= 1
         assert rel["expected"] == pytest.approx(rel["p_partial_or_better"] + rel["p_exact"])
         assert 0 <= item["engagement"]["ctr"] <= 1 and not item["filtered"]
+
+
+def test_the_unified_ranker_serves_every_entity_pair_task(api_client, model_repo) -> None:
+    """One endpoint, one model: the task picks the routing (its prefix from the model card)."""
+    card = json.loads((latest_version(model_repo, "ranker").path / "shoprank.json").read_text())
+    assert card["tasks"] == ["query_item", "item_item", "query_query"]
+    twin = {"id": "twin", "title": "Whirlpool 1.9 cu. ft. Over the Range Microwave in Stainless Steel"}
+    items = rank(api_client, MICROWAVE["title"], [DREMEL, SHRINK_TUBE, twin], task="item_item", profile="relevance")
+    assert items["items"][0]["id"] == "twin"
+    phrases = [{"id": "other", "title": "bathroom vanity with top"}, {"id": "same", "title": "cordless drill driver"}]
+    queries = rank(api_client, "cordless drill", phrases, task="query_query", profile="relevance")
+    assert [i["id"] for i in queries["items"]] == ["same", "other"]
 
 
 def test_rank_floor_weights_and_profiles(api_client) -> None:

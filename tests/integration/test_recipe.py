@@ -66,9 +66,11 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert scorer.relevance_floor(default=-1.0) == run.figures["calibration"]["min_relevance"]
     assert scorer.tasks() == ALL_TASKS
+    assert 0.0 < scorer.card["evaluation"]["ndcg10"] <= 1.0 and encoder.card["evaluation"]["split"] == "test"
 
     again = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
-    assert all(again.seconds[s] == 0.0 for s in ("ranker", "distillation scores", "student", "export", "calibrate"))
+    steps = ["ranker", "distillation scores", "student", "export", "calibrate"]
+    assert again.resumed == steps and all(again.seconds[s] == run.seconds[s] for s in steps)
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["preset"] == "tiny"
 
 
