@@ -83,7 +83,7 @@ recipe-quick: install
 	$(BIN)/shoprank train recipe --preset quick
 
 # The full held-out report (docs/report/report.md + PNGs); the student row needs a trained student dir.
-STUDENT ?= artifacts/student-v2
+STUDENT ?= artifacts/recipe-full/student
 report: install
 	$(BIN)/shoprank eval --report docs/report --student $(STUDENT)
 
