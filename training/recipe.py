@@ -52,7 +52,7 @@ PRESETS = {
 
 @dataclass
 class RecipeRun:
-    """What a run did: seconds per step (skipped steps: 0), the published versions and the figures."""
+    """What a run did: minutes per step (a resumed step keeps the earlier run's), the versions and the figures."""
 
     preset: str
     work_dir: Path
@@ -97,17 +97,6 @@ def distillation_targets(ranker_dir: Path, pairs: pd.DataFrame, *, n: int, seed:
                          "score": heads.relevance.raw_relevance.astype(np.float32)})
 
 
-def record_in_card(version_dir: Path, key: str, value: dict) -> None:
-    """Add a section (e.g. the held-out figures) to a version's model card."""
-    from service.inference.models import forget_cards
-
-    path = version_dir / "shoprank.json"
-    card = json.loads(path.read_text())
-    card[key] = {k: round(v, 4) if isinstance(v, float) else v for k, v in value.items()}
-    path.write_text(json.dumps(card, indent=2))
-    forget_cards()
-
-
 def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None = None, version: int = 1,
                teacher_labels: Path | None = None, settings: Settings | None = None) -> RecipeRun:
     """Run (or resume) every step; returns the run record, also written to ``work_dir/recipe.{md,json}``."""
@@ -116,6 +105,7 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
     from training.data import labelled_pairs, split_frame
     from training.evaluate.calibrate import calibrate_served_ranker
     from training.evaluate.ranking_report import evaluate_test_split, to_markdown
+    from training.export.cards import record_in_card
     from training.export.onnx_export import export_encoder, export_ranker
     from training.export.parity import encoder_parity, ranker_parity
     from training.recipes import ranker_rows

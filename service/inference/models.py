@@ -84,6 +84,11 @@ class Encoder(_RepoModel):
         super().__init__(backend, repo, model, max_tokens=max_tokens, sub_batch=sub_batch)
         self.dim = dim
 
+    @property
+    def zero_shot(self) -> bool:
+        """The served version is the base model exported as is (its card says so), not a trained student."""
+        return "zero-shot" in self.card.get("source", "zero-shot")
+
     def encode(self, texts: Sequence[str], *, kind: str = "item") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -9,16 +9,14 @@ the service and ``shoprank eval`` label with them. The test split is never used 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from service.inference.factory import make_backend, make_pair_scorer
-from service.inference.models import forget_cards
 from service.inference.repository import latest_version
 from service.ranking.ordinal import RATING_CUTS, label_from_raw
 from service.settings import Settings
 from training.data import labelled_pairs, split_frame
+from training.export.cards import record_in_card
 
 
 def youden_threshold(p_relevant: np.ndarray, is_relevant: np.ndarray, *, grid: np.ndarray | None = None) -> tuple[float, float]:
@@ -67,10 +65,5 @@ def calibrate_served_ranker(settings: Settings) -> dict:
         "label_cuts_method": "cut points on the expected rating maximising 3-level accuracy on the validation split",
         "validation_accuracy": {"label_cuts": round(acc, 4), "human_rule": round(human_rule_acc, 4)},
     }
-    version = latest_version(settings.model_repo, settings.ranker_model)
-    card_path = version.path / "shoprank.json"
-    card = json.loads(card_path.read_text())
-    card["calibration"] = calibration
-    card_path.write_text(json.dumps(card, indent=2))
-    forget_cards()
+    record_in_card(latest_version(settings.model_repo, settings.ranker_model).path, "calibration", calibration)
     return calibration

@@ -137,7 +137,7 @@ def _load(settings: Settings, config: ReportConfig) -> Context:
 def _encode(ctx: Context, timings: Timings) -> None:
     queries = sorted(ctx.frame["query"].unique())
     with timings.section("encode: served encoder (queries + catalogue)"):
-        if "zero-shot" in ctx.encoder.card.get("source", "zero-shot"):
+        if ctx.encoder.zero_shot:
             ctx.zero_shot = served_embeddings(ctx.encoder, queries=queries, item_ids=ctx.catalogue_ids,
                                               item_titles=ctx.catalogue_titles)
         else:  # a trained student is served: the baseline is the base model itself (sentence-transformers, fp32)
@@ -168,8 +168,7 @@ def section_headline(ctx: Context) -> str:
     for d in (dims[0], dims[-1]):
         frame[f"zero_shot_{d}"] = ctx.zero_shot.pair_cosines(frame["query"], frame["item_id"], d)
         served = " (served)" if d == settings.embedding_dim else ""
-        zero_shot_served = "zero-shot" in ctx.encoder.card.get("source", "zero-shot")
-        rows.append(Row(f"{ctx.zero_shot.name}, {d}-d{served if zero_shot_served else ''}",
+        rows.append(Row(f"{ctx.zero_shot.name}, {d}-d{served if ctx.encoder.zero_shot else ''}",
                         ndcg_at_k(frame, f"zero_shot_{d}")))
     for d in dims:
         name = f"student {ctx.config.student.name if ctx.config.student else ''}, {d}-d".replace(" ,", ",")
