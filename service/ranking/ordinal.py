@@ -7,6 +7,7 @@ construction; ``clip`` below only guards float rounding.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,15 @@ class OrdinalScores:
     @property
     def labels(self) -> list[str]:
         return [LABELS[i] for i in self.label_index]
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[OrdinalScores]) -> OrdinalScores:
+        """Scores of consecutive batches of pairs from one model, as one (its label cuts kept)."""
+        cuts = {part.label_cuts for part in parts}
+        if len(cuts) != 1:
+            raise ValueError(f"cannot join scores labelled with different cut points: {sorted(cuts)}")
+        return cls(np.concatenate([p.p_partial_or_better for p in parts]), np.concatenate([p.p_exact for p in parts]),
+                   label_cuts=cuts.pop())
 
 
 def from_cumulative_logits(logits: np.ndarray, *, label_cuts=None) -> OrdinalScores:

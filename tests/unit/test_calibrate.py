@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from training.evaluate.calibrate import youden_threshold
 
@@ -33,8 +34,13 @@ def test_accuracy_cuts_recover_the_cuts_of_shrunk_predictions():
 
 
 def test_served_scores_label_with_the_cards_cuts():
-    from service.ranking.ordinal import from_cumulative_logits
+    from service.ranking.ordinal import OrdinalScores, from_cumulative_logits
 
     logits = np.array([[0.0, -1.0], [2.0, -0.2]])  # expected ratings ≈ 1.77 and 2.33
     assert from_cumulative_logits(logits).label_index.tolist() == [0, 1]
     assert from_cumulative_logits(logits, label_cuts=[1.7, 2.3]).label_index.tolist() == [1, 2]
+    joined = OrdinalScores.concatenate([from_cumulative_logits(logits[:1], label_cuts=[1.7, 2.3]),
+                                        from_cumulative_logits(logits[1:], label_cuts=[1.7, 2.3])])
+    assert joined.label_index.tolist() == [1, 2]  # chunked scoring (the report) keeps the card's cuts
+    with pytest.raises(ValueError, match="different cut points"):
+        OrdinalScores.concatenate([from_cumulative_logits(logits), from_cumulative_logits(logits, label_cuts=[1.7, 2.3])])

@@ -189,7 +189,8 @@ def section_headline(ctx: Context) -> str:
             "at least 2 candidates, gain 2^(r−1) − 1 on the human mean r. Encoders score a pair by the cosine of "
             "the query and title embeddings; a d-dim row keeps the first d dimensions of the 384-d embedding "
             "and re-normalises. The ranker's RMSE is its expected rating 1 + E[y] against the human mean; its "
-            "3-level label is the data README's rule on that expected rating.\n\n" + table + "\n")
+            "3-level label cuts that expected rating at the points calibrated on validation in its model card "
+            "(`shoprank calibrate`), or at the data README's rule when the card has none.\n\n" + table + "\n")
 
 
 # --- 2 -------------------------------------------------------------------------------------------

@@ -37,8 +37,7 @@ def score_in_chunks(scorer: PairScorer, lefts: list[str], rights: list[str], *, 
     parts = [scorer.score(lefts[i : i + chunk], rights[i : i + chunk], task=task)
              for i in tqdm(range(0, max(len(lefts), 1), chunk), desc=f"ranker {task}", unit="chunk", mininterval=5)]
     # (no pairs: one empty call, so the scorer's own empty result keeps the shapes)
-    rel = OrdinalScores(np.concatenate([p.relevance.p_partial_or_better for p in parts]),
-                        np.concatenate([p.relevance.p_exact for p in parts]))
+    rel = OrdinalScores.concatenate([p.relevance for p in parts])
     return PairHeads(rel, np.concatenate([p.ctr for p in parts]), np.concatenate([p.cvr for p in parts]))
 
 
