@@ -212,12 +212,20 @@ def section_tasks(ctx: Context) -> str:
                      _f(f.accuracy), _f(f.macro_f1), _f(f.rmse)] for f in figures])
     served = (f"## 2. Ranker per task\n\nThe three entity-pair tasks built by `training/tasks.py` from the "
               f"{ctx.config.split} split's judgements only (derived tasks uncapped), scored by the served ranker "
-              f"with `scorer.score(task=...)`. **{ctx.scorer.model_version} was trained on "
-              f"{', '.join(trained_on)} only** (routing `{card.get('routing')}`, no task prefix or task id for "
-              "the other tasks): on item_item and query_query it reads the pair as if it were (query, title). "
+              f"with `scorer.score(task=...)`. " + _routing_note(ctx.scorer.model_version, trained_on, card) +
               "The majority-class share is what always answering the most frequent label would score (a "
               "reference, not a system).\n\n" + table + "\n")
     return served + _trained_rankers(ctx, rows_by_task)
+
+
+def _routing_note(version: str, trained_on: list[str], card: dict) -> str:
+    """How the served ranker sees each task: routed as trained, or read as (query, title) when untrained."""
+    untrained = [task for task in TASKS if task not in trained_on]
+    routing = f"routing `{card.get('routing')}`"
+    if not untrained:
+        return f"**{version} was trained on all three tasks** ({routing}); each is scored with its own routing. "
+    return (f"**{version} was trained on {', '.join(trained_on)} only** ({routing}, no task prefix or task id for "
+            f"the other tasks): on {' and '.join(untrained)} it reads the pair as if it were (query, title). ")
 
 
 def _trained_rankers(ctx: Context, rows_by_task: dict) -> str:
