@@ -18,7 +18,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from service.settings import Settings
@@ -88,13 +87,14 @@ def apply_teacher_labels(pairs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFr
 
 def distillation_targets(ranker_dir: Path, pairs: pd.DataFrame, *, n: int, seed: int = 13) -> pd.DataFrame:
     """``left, right, score``: the fresh ranker's expected rating (1–3) on a sample of train query–item pairs."""
+    from training.biencoder.teacher_scores import score_pairs
     from training.cross_encoder.predict import TorchPairScorer
 
     distinct = pairs[["query", "title"]].drop_duplicates()
     sample = distinct.sample(n=min(n, len(distinct)), random_state=seed)
-    heads = TorchPairScorer(ranker_dir).score(sample["query"].tolist(), sample["title"].tolist())
-    return pd.DataFrame({"left": sample["query"].to_numpy(), "right": sample["title"].to_numpy(),
-                         "score": heads.relevance.raw_relevance.astype(np.float32)})
+    lefts, rights = sample["query"].tolist(), sample["title"].tolist()
+    return pd.DataFrame({"left": lefts, "right": rights,
+                         "score": score_pairs(scorer=TorchPairScorer(ranker_dir), lefts=lefts, rights=rights)})
 
 
 def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None = None, version: int = 1,
