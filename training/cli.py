@@ -37,6 +37,10 @@ def train_ranker_command(
     tasks: str = typer.Option("query_item", help="comma-separated: query_item, item_item, query_query"),
     routing: str = typer.Option("prefix", help="task routing: prefix | multihead | mhp"),
     private_layers: int = typer.Option(1, help="mhp only: private top transformer layers per task"),
+    init_from: Path = typer.Option(None, help="continue from this ranker artifact (same tasks and routing)"),
+    lr: float = typer.Option(5e-5, help="encoder learning rate (peak, linear decay)"),
+    head_lr: float = typer.Option(1e-3, help="head learning rate (peak, linear decay)"),
+    seed: int = typer.Option(13, help="shuffling and sampling seed"),
 ) -> None:
     """Train a ranker: MiniLM + ordinal head (P(y≥1), P(y≥2)) + CTR/CVR heads (simulated engagement).
 
@@ -49,7 +53,8 @@ def train_ranker_command(
     settings = Settings()
     verify_data(settings.data_dir)
     config = RankerConfig(epochs=epochs, threads=threads, tasks=tasks.split(","), routing=routing,
-                          private_layers=private_layers)
+                          private_layers=private_layers, init_from=str(init_from) if init_from else None,
+                          lr=lr, head_lr=head_lr, seed=seed)
     train_ranker_from_files(data_dir=settings.data_dir, out_dir=out_dir, config=config, limit=limit or None)
 
 
@@ -139,13 +144,17 @@ def export_command(
     encoder_source: str = typer.Option("", help="a sentence-transformers model dir; empty = zero-shot base model"),
     version: int = typer.Option(1, help="version directory to write"),
     fp32: bool = typer.Option(False, help="serve fp32 instead of int8 per-channel"),
+    encoder: bool = typer.Option(True, "--encoder/--no-encoder", help="--no-encoder: export the ranker alone"),
 ) -> None:
     """Export the encoder (and a ranker, if given) as ONNX into the model repository."""
     from training.export.onnx_export import export_encoder, export_ranker
 
     settings = Settings()
-    export_encoder(repo=settings.model_repo, name=settings.encoder_model, version=version,
-                   source=encoder_source or None, int8=not fp32)
+    if not encoder and not ranker_dir:
+        raise typer.BadParameter("--no-encoder leaves nothing to export without --ranker-dir")
+    if encoder:
+        export_encoder(repo=settings.model_repo, name=settings.encoder_model, version=version,
+                       source=encoder_source or None, int8=not fp32)
     if ranker_dir:
         export_ranker(artifact_dir=ranker_dir, repo=settings.model_repo, name=settings.ranker_model,
                       version=version, int8=not fp32)

@@ -39,13 +39,18 @@ class RecipePreset:
     student: StudentConfig
     distillation_pairs: int  # train pairs the fresh ranker scores for the student's KD loss
     parity_samples: int = 64
+    # a further pass over the same rows, continuing from the first at a lower learning rate (None: one pass);
+    # its tasks and routing must be the first pass's
+    ranker_second_pass: RankerConfig | None = None
 
 
 PRESETS = {
     "quick": RecipePreset("quick", RankerConfig(tasks=ALL_TASKS, routing="prefix", max_tokens=48), 1_500,
                           StudentConfig.quick(max_seq_length=32), distillation_pairs=2_000),
     "full": RecipePreset("full", RankerConfig(tasks=ALL_TASKS, routing="prefix"), None, StudentConfig.full(),
-                         distillation_pairs=15_000),
+                         distillation_pairs=15_000,
+                         ranker_second_pass=RankerConfig(tasks=ALL_TASKS, routing="prefix", lr=2e-5, head_lr=2e-4,
+                                                         seed=14)),
 }
 
 
@@ -139,13 +144,18 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
     scores_path = work_dir / "distillation_scores.npz"
     ranker_config = replace(preset.ranker, threads=settings.intra_op_threads)
 
-    def train_ranker_step() -> None:
+    def train_ranker_step(config: RankerConfig, out_dir: Path) -> None:
         from training.cross_encoder.train import train_ranker
 
-        rows = ranker_rows(train, tasks=ranker_config.tasks, limit=preset.ranker_rows_per_task, seed=ranker_config.seed)
-        train_ranker(rows, ranker_config, ranker_dir)
+        # the first pass's seed samples the rows, so a second pass sees the same ones (in another order)
+        rows = ranker_rows(train, tasks=config.tasks, limit=preset.ranker_rows_per_task, seed=ranker_config.seed)
+        train_ranker(rows, config, out_dir)
 
-    step("ranker", ranker_dir / "config.json", train_ranker_step)
+    step("ranker", ranker_dir / "config.json", lambda: train_ranker_step(ranker_config, ranker_dir))
+    if preset.ranker_second_pass is not None:
+        first_pass, ranker_dir = ranker_dir, work_dir / "ranker-pass2"
+        second = replace(preset.ranker_second_pass, threads=settings.intra_op_threads, init_from=str(first_pass))
+        step("ranker (second pass)", ranker_dir / "config.json", lambda: train_ranker_step(second, ranker_dir))
     step("distillation scores", scores_path, lambda: save_teacher_scores(
         scores_path, distillation_targets(ranker_dir, train, n=preset.distillation_pairs)))
     step("student", student_dir / "shoprank_student.json", lambda: train_student(

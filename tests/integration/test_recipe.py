@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 TINY = RecipePreset("tiny", RankerConfig(tasks=ALL_TASKS, batch_size=8, max_tokens=32), 16,
                     StudentConfig.quick(max_rows_per_dataset=24, batch_size=8, max_steps=3, max_seq_length=24),
-                    distillation_pairs=24, parity_samples=8)
+                    distillation_pairs=24, parity_samples=8,
+                    ranker_second_pass=RankerConfig(tasks=ALL_TASKS, batch_size=8, max_tokens=32, lr=2e-5, seed=14))
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
                         kafka_bootstrap=None, redis_url=None, embedding_dim=64)
     run = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
 
-    assert all(run.seconds[s] > 0 for s in ("ranker", "distillation scores", "student", "export", "calibrate"))
+    assert all(run.seconds[s] > 0 for s in ("ranker", "ranker (second pass)", "distillation scores", "student",
+                                            "export", "calibrate"))
     repo = tmp_path / "run" / "model_repo"
     for model in ("encoder", "ranker"):
         assert {p.name for p in (repo / model / "3").glob("*.onnx")} == {"model.onnx", "model.fp32.onnx"}
@@ -66,10 +68,12 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert scorer.relevance_floor(default=-1.0) == run.figures["calibration"]["min_relevance"]
     assert scorer.tasks() == ALL_TASKS
+    # the served ranker is the second pass, which continued from the first
+    assert scorer.card["training"]["init_from"] == str(tmp_path / "run" / "ranker") and scorer.card["training"]["seed"] == 14
     assert 0.0 < scorer.card["evaluation"]["ndcg10"] <= 1.0 and encoder.card["evaluation"]["split"] == "test"
 
     again = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
-    steps = ["ranker", "distillation scores", "student", "export", "calibrate"]
+    steps = ["ranker", "ranker (second pass)", "distillation scores", "student", "export", "calibrate"]
     assert again.resumed == steps and all(again.seconds[s] == run.seconds[s] for s in steps)
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["preset"] == "tiny"
 

@@ -44,6 +44,7 @@ class RankerConfig:
     w_engagement: float = 0.5
     threads: int = 2
     seed: int = 13
+    init_from: str | None = None  # a trained ranker artifact to continue from (a further epoch at a lower lr)
 
     def task_prefixes(self) -> dict[str, str]:
         """Text routing tokens; a single-task model needs none."""
@@ -72,6 +73,8 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
     base = base_model_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = UnifiedRanker(base, tasks=config.tasks, routing=config.routing, private_layers=config.private_layers)
+    if config.init_from:
+        model.load_state_dict(_continued_weights(Path(config.init_from), config))
 
     prefixes = config.task_prefixes()
     lefts = [prefixes.get(t, "") + s for t, s in zip(rows["task"], rows["left"])]
@@ -127,6 +130,15 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
     (out_dir / "config.json").write_text(json.dumps(meta, indent=2))
     tokenizer.save_pretrained(out_dir / "tokenizer")
     return out_dir
+
+
+def _continued_weights(artifact: Path, config: RankerConfig) -> dict[str, torch.Tensor]:
+    """The weights of a ranker trained with the same tasks and routing (anything else would not line up)."""
+    meta = json.loads((artifact / "config.json").read_text())
+    for key in ("tasks", "routing", "private_layers"):
+        if meta.get(key) != getattr(config, key):
+            raise ValueError(f"{artifact} was trained with {key}={meta.get(key)!r}, not {getattr(config, key)!r}")
+    return torch.load(artifact / "model.pt", map_location="cpu")
 
 
 def load_ranker(out_dir: Path) -> tuple[UnifiedRanker, dict]:
