@@ -70,6 +70,12 @@ def train_student_command(
     clicks: bool = typer.Option(True, help="MNRL on simulated click positives (off: the label ablation)"),
     labels: bool = typer.Option(True, help="contrastive on the binarised labels (off: the label ablation)"),
     kd: bool = typer.Option(True, help="distillation from the ranker's scores (off: the label ablation)"),
+    init_from: Path = typer.Option(None, help="continue from this student dir instead of the base model"),
+    matryoshka_weights: str = typer.Option("", help="loss weight per Matryoshka cut 384,256,128,64 (empty: the "
+                                                     "preset's), e.g. 1,1,1,12 to push the 64-d cut"),
+    lr: float = typer.Option(0, help="peak learning rate (0: the preset's)"),
+    max_steps: int = typer.Option(0, help="stop after this many steps (0: the preset's one pass)"),
+    seed: int = typer.Option(13, help="sampling and shuffling seed"),
 ) -> None:
     """Bi-encoder student: MNRL on simulated clicks + contrastive on labels + KD, Matryoshka 384→64."""
     from training.biencoder.train import StudentConfig, train_student_from_files
@@ -80,9 +86,15 @@ def train_student_command(
                "quick": StudentConfig.quick}
     if preset not in presets:
         raise typer.BadParameter(f"--preset must be one of {', '.join(presets)}")
+    overrides = {"seed": seed} | ({"lr": lr} if lr else {}) | ({"max_steps": max_steps} if max_steps else {})
+    if matryoshka_weights:
+        overrides["matryoshka_weights"] = tuple(float(w) for w in matryoshka_weights.split(","))
     config = presets[preset](kd_loss=kd_loss, max_train_seconds=max_seconds or None, use_clicks=clicks,
-                             use_labels=labels, use_kd=kd)
-    train_student_from_files(data_dir=settings.data_dir, teacher_scores=teacher_scores, config=config, out_dir=out_dir)
+                             use_labels=labels, use_kd=kd, **overrides)
+    if config.matryoshka_weights and len(config.matryoshka_weights) != len(config.matryoshka_dims):
+        raise typer.BadParameter(f"--matryoshka-weights needs one weight per cut {config.matryoshka_dims}")
+    train_student_from_files(data_dir=settings.data_dir, teacher_scores=teacher_scores, config=config, out_dir=out_dir,
+                             base_model=str(init_from) if init_from else None)
 
 
 @train_app.command("recipe")
@@ -197,23 +209,41 @@ def eval_retrieval_command(
     split: str = typer.Option("validation", help="validation (choose between students) or test (report figures)"),
     dims: str = typer.Option("384,256,128,64", help="Matryoshka cuts to measure"),
     k: int = typer.Option(100, help="recall@k"),
+    rotation: bool = typer.Option(False, help="also measure the cuts after an energy-ordered rotation fitted on "
+                                              "train queries + catalogue items (training/evaluate/rotation.py)"),
 ) -> None:
     """Catalogue recall@k of a student's exact items at each cut: the quick check between training runs."""
+    from dataclasses import replace
+
+    import numpy as np
+
     from service.catalogue import load_catalogue
     from training.data import labelled_pairs, split_frame
     from training.evaluate.embeddings import student_embeddings
     from training.evaluate.retrieval import recall_by_dim
+    from training.evaluate.rotation import energy_rotation
 
     settings = Settings()
-    frame = split_frame(labelled_pairs(settings.data_dir), split)
+    pairs = labelled_pairs(settings.data_dir)
+    frame = split_frame(pairs, split)
     catalogue = load_catalogue(settings.data_dir)
-    embeddings = student_embeddings(student, queries=sorted(frame["query"].unique()), item_ids=catalogue.item_ids,
+    queries = sorted(frame["query"].unique())
+    train_queries = sorted(split_frame(pairs, "train")["query"].unique()) if rotation else []
+    embeddings = student_embeddings(student, queries=queries + train_queries, item_ids=catalogue.item_ids,
                                     item_titles=catalogue.item_titles)
+    train_query_vectors = embeddings.query_vectors[len(queries):]
+    embeddings = replace(embeddings, queries=queries, query_vectors=embeddings.query_vectors[: len(queries)])
     cuts = [int(d) for d in dims.split(",")]
-    recall = recall_by_dim(embeddings, frame, dims=cuts, k=k)
-    for d in cuts:
-        typer.echo(f"{student.name} {split} recall@{k} {d}-d {recall[d]:.4f} ({recall[d] / recall[cuts[0]]:.1%} of "
-                   f"{cuts[0]}-d)")
+    variants = {"": embeddings}
+    if rotation:  # fitted on train queries and the catalogue: no query of the evaluated split
+        turn = energy_rotation(np.vstack([train_query_vectors, embeddings.item_vectors]))
+        variants[" rotated"] = replace(embeddings, query_vectors=embeddings.query_vectors @ turn,
+                                       item_vectors=embeddings.item_vectors @ turn)
+    for label, variant in variants.items():
+        recall = recall_by_dim(variant, frame, dims=cuts, k=k)
+        for d in cuts:
+            typer.echo(f"{student.name}{label} {split} recall@{k} {d}-d {recall[d]:.4f} "
+                       f"({recall[d] / recall[cuts[0]]:.1%} of {cuts[0]}-d)")
 
 
 def prepare_command() -> None:

