@@ -1,8 +1,8 @@
 """Student ablations (report section 5): KD loss (MSE / CoSENT / Pearson) and training signals
 (click only / + labels / + KD), each student measured on the evaluated split's query–item pairs.
 
-Every student is a budgeted trial of the same preset (``make students``), so the rows differ only in
-the ablated choice. The figures are pair-level, like the eBay paper's Table 1b/2: Pearson r of the
+The ablation students are budgeted trials of one preset (``make students``), so their rows differ only
+in the ablated choice; longer runs found beside them are listed with their own step counts. The figures are pair-level, like the eBay paper's Table 1b/2: Pearson r of the
 student's cosine with the ranker's expected relevance (did distillation transfer the teacher's
 scores) and with the human mean, and re-ranking NDCG@10, at the full width and the served 64-d cut.
 Catalogue recall is measured for the report's main student only (section 3): encoding all products

@@ -344,9 +344,10 @@ def section_ablations(ctx: Context) -> str:
     rows += [row(f"`{f.name}`", f.signals, f.kd_loss or "—", f.steps, f.by_dim) for f in figures]
     header = ["student", "trained on", "KD loss", "steps"] + [
         f"{label} {d}-d" for d in dims for label in ("r vs ranker", "r vs human", "NDCG@10")]
-    return (f"## 5. Student ablations\n\nEvery student is one budgeted trial of the same preset (`make students`: "
-            "`shoprank train student --preset trial`, rows capped per dataset, one capped epoch), so rows differ only "
-            "in the ablated choice. KD-loss ablation: the rows trained on clicks + labels + KD with MSE, CoSENT "
+    return (f"## 5. Student ablations\n\nThe ablation students are budgeted trials of one preset (`make students`: "
+            "`shoprank train student --preset trial`, rows capped per dataset, one capped epoch), so "
+            "they differ only in the ablated choice; any other student under `artifacts/` (longer runs) is listed "
+            "with its own step count. KD-loss ablation: the rows trained on clicks + labels + KD with MSE, CoSENT "
             "and Pearson distillation (eBay's Table 1b); label ablation: click only / + labels / + KD (its Table 2). "
             f"Over the {len(ctx.frame):,} {cfg.split} query_item pairs: Pearson r of the cosine with the served "
             "ranker's E[y] (what distillation transfers) and with the human mean, and re-ranking NDCG@10. "
@@ -488,7 +489,8 @@ def _models(ctx: Context) -> str:
           f"dim {enc.get('dim', '?')}; served cut {ctx.settings.embedding_dim}-d")],
         ["ranker", ctx.scorer.model_version,
          (f"tasks {', '.join(rk.get('tasks', []))}; routing {rk.get('routing')}; precision {rk.get('precision', '?')}; "
-          f"{train.get('train_pairs', '?')} train pairs, {train.get('epochs', '?')} epoch(s), "
+          f"{train.get('train_pairs', '?')} train pairs, {train.get('epochs', '?')} epoch(s)"
+          f"{' continuing ' + train['init_from'] if train.get('init_from') else ''}, "
           f"{train.get('train_seconds', '?')} s; floor P(y ≥ partial) ≥ {cal.get('min_relevance', '?')} "
           f"({cal.get('method', 'not calibrated')})")],
     ]
