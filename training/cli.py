@@ -97,6 +97,39 @@ def train_student_command(
                              base_model=str(init_from) if init_from else None)
 
 
+@train_app.command("adaptor")
+def train_adaptor_command(
+    student: Path = typer.Argument(..., help="a sentence-transformers student dir (artifacts/student*)"),
+    out_dir: Path = typer.Option(None, help="where the adapted student goes (default <student>-adapted)"),
+    epochs: int = typer.Option(5, help="passes over the train queries"),
+    lr: float = typer.Option(1e-3, help="Adam learning rate of the map"),
+    min_label: int = typer.Option(1, help="a train pair at this label or above is a positive (1 partial, 2 exact)"),
+    weights: str = typer.Option("1,1,1,4", help="loss weight per Matryoshka cut 384,256,128,64"),
+    catalogue_sample: int = typer.Option(0, help="negatives: this many random products (0: the whole catalogue)"),
+    validate: bool = typer.Option(True, help="log validation recall@100 per epoch (recorded in the card)"),
+    seed: int = typer.Option(13, help="shuffling seed"),
+) -> None:
+    """Fit a linear map on a frozen student against the whole catalogue (training/biencoder/adaptor.py)."""
+    from service.catalogue import load_catalogue
+    from training.biencoder.adaptor import AdaptorConfig, adapt_student
+    from training.data import labelled_pairs, split_frame
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    cut_weights = tuple(float(w) for w in weights.split(","))
+    config = AdaptorConfig(weights=cut_weights, epochs=epochs, lr=lr, min_label=min_label, seed=seed,
+                           catalogue_sample=catalogue_sample or None, threads=settings.intra_op_threads)
+    if len(cut_weights) != len(config.dims):
+        raise typer.BadParameter(f"--weights needs one weight per cut {config.dims}")
+    pairs = labelled_pairs(settings.data_dir)
+    catalogue = load_catalogue(settings.data_dir)
+    out = adapt_student(student_dir=student, out_dir=out_dir or student.with_name(student.name + "-adapted"),
+                        pairs=split_frame(pairs, "train"), item_ids=catalogue.item_ids,
+                        item_titles=catalogue.item_titles, config=config,
+                        validation=split_frame(pairs, "validation") if validate else None)
+    typer.echo(f"adapted student: {out}")
+
+
 @train_app.command("recipe")
 def train_recipe_command(
     preset: str = typer.Option("quick", help="quick (a smoke run, ≤ 10 min on 2 cores) or full (≤ 2 h)"),

