@@ -8,13 +8,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import ValidationError
 
 from service.errors import InvalidInput, NotFound, UnknownProfile
+from service.ranking.engagement_prior import popularity_of, with_priors
 from service.ranking.ordinal import OrdinalScores
 from service.ranking.value_model import rank_by_value
 from service.runtime import Runtime
@@ -77,15 +79,21 @@ def _check_task(runtime: Runtime, task: str) -> None:
 
 
 def rank(runtime: Runtime, *, query: str, items: Sequence[ItemDocument], weights: WeightProfile,
-         min_relevance: float | None = None, task: str = "query_item") -> list[RankedItem]:
-    """Items best first by value score; items under the relevance floor come last, marked filtered."""
+         min_relevance: float | None = None, task: str = "query_item",
+         features: Sequence[Mapping[str, float]] | None = None) -> list[RankedItem]:
+    """Items best first by value score; items under the relevance floor come last, marked filtered.
+
+    ``features[i]`` are candidate i's caller-given features; ``popularity`` shifts its CTR/CVR when the
+    served ranker's card has an engagement fit (``service/ranking/engagement_prior.py``)."""
     _check_task(runtime, task)
     heads = runtime.scorer.score([query] * len(items), [item.text for item in items], task=task)
     rel, labels = heads.relevance, heads.relevance.labels
+    popularity = popularity_of(features if features is not None else [{}] * len(items))
+    ctr, cvr = with_priors(runtime.scorer.card, heads.ctr, heads.cvr, popularity)
     result = rank_by_value(expected_relevance=rel.expected, p_partial_or_better=rel.p_partial_or_better,
-                           ctr=heads.ctr, cvr=heads.cvr, weights=weights, min_relevance=min_relevance)
+                           ctr=ctr, cvr=cvr, weights=weights, min_relevance=min_relevance)
     return [RankedItem(item_id=items[row].item_id, score=float(result.score[row]), relevance=_relevance(rel, labels, row),
-                       ctr=float(heads.ctr[row]), cvr=float(heads.cvr[row]), filtered=bool(result.filtered[row]))
+                       ctr=float(ctr[row]), cvr=float(cvr[row]), filtered=bool(result.filtered[row]))
             for row in result.order]
 
 

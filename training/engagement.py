@@ -70,3 +70,13 @@ def simulate_engagement(pairs: pd.DataFrame, model: ClickModel = ClickModel()) -
     out["cvr"] = np.where(clicks > 0, conversions / np.maximum(clicks, 1), 0.0)
     out["cvr_mask"] = (clicks > 0).astype(np.float64)
     return out
+
+
+def split_engagement(pairs: pd.DataFrame, split: str, model: ClickModel = ClickModel()) -> pd.DataFrame:
+    """The click model run once over every labelled pair, then cut to one split's rows (``split_frame`` order).
+
+    Simulating all splits together gives each product ONE popularity, as a real item has, so a
+    popularity fitted on validation means the same thing on test. (``simulate_engagement`` on a single
+    split draws popularity over that split's products only.)"""
+    simulated = simulate_engagement(pairs, model)
+    return simulated[simulated["split"] == split].reset_index(drop=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -129,9 +130,9 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
     record = work_dir / "recipe.json"
     earlier = json.loads(record.read_text())["seconds"] if record.exists() else {}
 
-    def step(name: str, done: Path, action) -> None:
-        if done.exists():
-            log.info("recipe: %s already done (%s)", name, done)
+    def step(name: str, done: Path | Callable[[], bool], action) -> None:
+        if done.exists() if isinstance(done, Path) else done():
+            log.info("recipe: %s already done", name)
             run.seconds[name] = earlier.get(name, 0.0)
             run.resumed.append(name)
             return
@@ -203,9 +204,12 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
         encoder_parity(repo / "encoder" / str(version), student_dir, sample["title"].tolist())
         | ranker_parity(repo / "ranker" / str(version), ranker_dir, sample["query"].tolist(), sample["title"].tolist()))
     run.seconds["parity"] = round(time.time() - started, 1)
-    step("calibrate", work_dir / "calibration.json", lambda: (work_dir / "calibration.json").write_text(
-        json.dumps(calibrate_served_ranker(serve), indent=2)))
-    run.figures["calibration"] = json.loads((work_dir / "calibration.json").read_text())
+    # done when this version's card has its floor, not when some earlier export was calibrated: a re-export
+    # (another --version or --model-repo) is calibrated again
+    ranker_card = repo / "ranker" / str(version) / "shoprank.json"
+    step("calibrate", lambda: "calibration" in json.loads(ranker_card.read_text()),
+         lambda: calibrate_served_ranker(serve))
+    run.figures["calibration"] = json.loads(ranker_card.read_text())["calibration"]
     started = time.time()
     rows = evaluate_test_split(serve)
     run.table = to_markdown(rows)

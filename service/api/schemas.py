@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from service.ranking.engagement_prior import POPULARITY_FEATURE
 from service.settings import Settings
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+MAX_POPULARITY = 10.0  # a log-odds offset: ±10 already moves any CTR to ~0 or ~1
 
 
 class WeightsOverride(BaseModel):
@@ -126,7 +128,19 @@ def request_models(settings: Settings) -> RequestModels:
         title: Text
         category: Category = ""
         features: dict[str, float] = Field(default_factory=dict, max_length=settings.max_attributes,
-                                           description="accepted for callers' bookkeeping; the current value model does not read them")
+                                           description="`popularity`: the item's popularity as log-odds against an average "
+                                                       "item (0), e.g. from its historical CTR; it shifts the CTR/CVR "
+                                                       "estimates when the served ranker has an engagement fit. "
+                                                       "Other keys are accepted and not read.")
+
+        @field_validator("features")
+        @classmethod
+        def popularity_in_range(cls, features: dict[str, float]) -> dict[str, float]:
+            value = features.get(POPULARITY_FEATURE)
+            if value is not None and abs(value) > MAX_POPULARITY:
+                raise ValueError(f"features.{POPULARITY_FEATURE} is a log-odds offset; keep it within "
+                                 f"±{MAX_POPULARITY:g} (got {value:g})")
+            return features
 
     class RankRequest(BaseModel):
         model_config = STRICT

@@ -80,6 +80,26 @@ def test_rank_floor_weights_and_profiles(api_client) -> None:
     assert item["score"] == pytest.approx(item["relevance"]["expected"] / 2, rel=1e-6)
 
 
+def test_popularity_feature_moves_engagement_and_the_engagement_profile(api_client, model_repo) -> None:
+    """The shipped ranker's card has an engagement fit (``shoprank calibrate``), so features.popularity counts."""
+    prior = latest_version(model_repo, "ranker").card["calibration"]["engagement"]
+    assert prior["ctr"]["popularity"] > 0 and prior["cvr"]["popularity"] > 0
+    two_drills = [{"id": "a", "title": "DEWALT 20-Volt MAX Cordless Drill/Driver Kit"},
+                  {"id": "b", "title": "RYOBI 18-Volt ONE+ Cordless Drill/Driver Kit"}]
+    only_relevance = {"relevance": 1, "ctr": 0, "cvr": 0}
+    plain = {i["id"]: i for i in rank(api_client, "cordless drill", two_drills, weights=only_relevance)["items"]}
+    trailing = min(plain, key=lambda i: plain[i]["score"])
+    boosted = [item | {"features": {"popularity": 3.0 if item["id"] == trailing else -3.0}} for item in two_drills]
+    body = {i["id"]: i for i in rank(api_client, "cordless drill", boosted, profile="engagement")["items"]}
+    assert body[trailing]["engagement"]["ctr"] > plain[trailing]["engagement"]["ctr"]
+    assert body[trailing]["engagement"]["cvr"] > plain[trailing]["engagement"]["cvr"]
+    assert body[trailing]["relevance"] == plain[trailing]["relevance"]  # relevance never reads the feature
+    assert rank(api_client, "cordless drill", boosted, profile="engagement")["items"][0]["id"] == trailing
+    assert rank(api_client, "cordless drill", boosted, weights=only_relevance)["items"][0]["id"] != trailing
+    bad = api_client.post("/v1/rank", json={"query": "drill", "items": [ANGLE | {"features": {"popularity": 99}}]})
+    assert bad.status_code == 422 and "popularity" in bad.json()["error"]["message"]
+
+
 def test_retrieve_finds_items_by_their_own_titles(api_client) -> None:
     assert ANGLE["id"] in retrieved_ids(api_client, ANGLE["title"], k=3)
     assert GAS_RANGE["id"] in retrieved_ids(api_client, GAS_RANGE["title"], k=3)

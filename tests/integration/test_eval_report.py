@@ -47,6 +47,10 @@ def test_report_runs_every_section_on_real_models(tmp_path, model_repo):
     assert list(curve["w"]) == list(np.linspace(0.0, 1.0, config.sweep_points))
     assert result.figures["keyphrases"]["items"] == 4
     assert all(-1.0 <= r <= 1.0 for r in result.figures["ctr_head"].values())
+    # the shipped ranker's card has an engagement fit: the item popularity makes the CTR estimate track clicks
+    ctr_r = result.figures["ctr_head"]
+    assert ctr_r["CTR head + popularity vs simulated CTR"] > ctr_r["CTR head vs simulated CTR"]
+    assert list(result.figures["tradeoff_text_only"]["w"]) == list(curve["w"])
     rankers = {f.name: f for f in result.figures["rankers"]}
     assert set(rankers) == {"mt-multihead", "mt-prefix", "st-query_query", "ensemble of mt-multihead, mt-prefix"}
     assert set(rankers["mt-prefix"].by_task) == {"query_item", "item_item", "query_query"}

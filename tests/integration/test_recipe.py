@@ -83,6 +83,12 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     assert again.resumed == steps and all(again.seconds[s] == run.seconds[s] for s in steps)
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["preset"] == "tiny"
 
+    # exporting the finished run as another version trains nothing, but that version is calibrated too
+    newer = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=4, settings=settings)
+    assert newer.resumed == steps[:5]
+    card = json.loads((repo / "ranker" / "4" / "shoprank.json").read_text())
+    assert card["calibration"]["min_relevance"] == run.figures["calibration"]["min_relevance"]
+
 
 def test_teacher_labels_replace_the_human_ratings_on_judged_pairs():
     pairs = pd.DataFrame({"query": ["a", "a", "b"], "title": ["x", "y", "x"], "relevance": [3.0, 1.0, 2.0],

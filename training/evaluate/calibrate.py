@@ -4,7 +4,9 @@ int8 ranker scores shift with quantisation (shared/STACK.md), so the floor is fi
 model version that is served: the P(y ≥ partial) threshold maximising Youden's J (TPR − FPR) for
 "partial or better" on validation. The same pass fits the model's own 3-level cut points on its
 expected rating (the human rule's 1.835 / 2.5 suit human means, not a model's shrunk predictions);
-the service and ``shoprank eval`` label with them. The test split is never used here.
+the service and ``shoprank eval`` label with them. It also fits the engagement priors
+(``service/ranking/engagement_prior.py``): the CTR/CVR heads recalibrated with the item's popularity,
+against the simulated engagement of the validation pairs. The test split is never used here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from service.inference.factory import make_backend, make_pair_scorer
 from service.inference.repository import latest_version
+from service.ranking.engagement_prior import logit
 from service.ranking.ordinal import RATING_CUTS, label_from_raw
 from service.settings import Settings
 from training.data import labelled_pairs, split_frame
@@ -44,8 +47,33 @@ def accuracy_cuts(rating: np.ndarray, label: np.ndarray, *, grid: np.ndarray | N
     return best
 
 
+def fit_engagement_prior(head_probability: np.ndarray, popularity: np.ndarray, target: np.ndarray) -> dict:
+    """Logistic regression of a soft engagement target (in [0, 1]) on logit(head) and popularity.
+
+    scikit-learn takes only hard labels, so each pair enters twice: as a 1 weighted by the target and as
+    a 0 weighted by 1 − target (the likelihood of the soft target). Returns the coefficients and the
+    Pearson r of the head and of the recalibrated estimate with the target."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.column_stack([logit(head_probability), popularity])
+    target = np.clip(np.asarray(target, dtype=np.float64), 0.0, 1.0)
+    model = LogisticRegression(C=np.inf, max_iter=1000).fit(
+        np.vstack([x, x]), np.r_[np.ones(len(x)), np.zeros(len(x))], sample_weight=np.r_[target, 1.0 - target])
+    fitted = model.predict_proba(x)[:, 1]
+    return {"bias": round(float(model.intercept_[0]), 4), "head": round(float(model.coef_[0, 0]), 4),
+            "popularity": round(float(model.coef_[0, 1]), 4), "pairs": len(x),
+            "validation_r_head": round(float(np.corrcoef(head_probability, target)[0, 1]), 4),
+            "validation_r_with_popularity": round(float(np.corrcoef(fitted, target)[0, 1]), 4)}
+
+
 def calibrate_served_ranker(settings: Settings) -> dict:
-    frame = split_frame(labelled_pairs(settings.data_dir), "validation")
+    from training.engagement import split_engagement
+
+    pairs = labelled_pairs(settings.data_dir)
+    frame = split_frame(pairs, "validation")
+    engagement = split_engagement(pairs, "validation")
+    if not (engagement["item_id"].to_numpy() == frame["item_id"].to_numpy()).all():
+        raise RuntimeError("simulated engagement rows are not in the validation frame's order")
     scorer = make_pair_scorer(make_backend(settings), settings)
     heads = scorer.score(frame["query"].tolist(), frame["title"].tolist())
     p1 = heads.relevance.p_partial_or_better
@@ -64,6 +92,20 @@ def calibrate_served_ranker(settings: Settings) -> dict:
         "label_cuts": [low, high],
         "label_cuts_method": "cut points on the expected rating maximising 3-level accuracy on the validation split",
         "validation_accuracy": {"label_cuts": round(acc, 4), "human_rule": round(human_rule_acc, 4)},
+        "engagement": _engagement_priors(heads, engagement),
     }
     record_in_card(latest_version(settings.model_repo, settings.ranker_model).path, "calibration", calibration)
     return calibration
+
+
+def _engagement_priors(heads, engagement) -> dict:
+    """CTR on every validation pair; CVR on the pairs that were clicked (where the simulation defines it)."""
+    popularity = engagement["popularity"].to_numpy()
+    clicked = engagement["cvr_mask"].to_numpy() > 0
+    return {
+        "ctr": fit_engagement_prior(heads.ctr, popularity, engagement["ctr"].to_numpy()),
+        "cvr": fit_engagement_prior(heads.cvr[clicked], popularity[clicked], engagement["cvr"].to_numpy()[clicked]),
+        "feature": "popularity: the item's log-odds popularity (here the click model's own, training/engagement.py)",
+        "method": "logistic regression on logit(head) and popularity against the SIMULATED debiased CTR / CVR "
+                  "of the validation split",
+    }

@@ -28,10 +28,15 @@ def _save(fig, ax, path: Path, *, title: str, grid: bool = True) -> Path:
 
 
 def tradeoff_curve(sweep: pd.DataFrame, path: Path, *, engagement_column: str, engagement_label: str,
-                   marks: Mapping[str, dict] | None = None) -> Path:
-    """NDCG@10 (human relevance) against simulated engagement of the top 10, one point per engagement weight."""
+                   marks: Mapping[str, dict] | None = None, label: str = "value model, w = 0 … 1",
+                   baseline: pd.DataFrame | None = None, baseline_label: str = "") -> Path:
+    """NDCG@10 (human relevance) against simulated engagement of the top 10, one point per engagement weight.
+
+    ``baseline`` is a second sweep drawn for comparison (e.g. the value model without an input it lacks)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.plot(sweep[engagement_column], sweep["ndcg10"], "o-", color="tab:blue", label="value model, w = 0 … 1")
+    if baseline is not None:
+        ax.plot(baseline[engagement_column], baseline["ndcg10"], ".--", color="tab:gray", label=baseline_label)
+    ax.plot(sweep[engagement_column], sweep["ndcg10"], "o-", color="tab:blue", label=label)
     for _, row in sweep.iterrows():
         ax.annotate(f"{row['w']:.1f}", (row[engagement_column], row["ndcg10"]), textcoords="offset points",
                     xytext=(4, 4), fontsize=7)

@@ -26,11 +26,12 @@ import pandas as pd
 
 from service.catalogue import load_catalogue
 from service.inference.factory import make_backend, make_encoder, make_pair_scorer
+from service.ranking.engagement_prior import engagement_priors, with_priors
 from service.ranking.value_model import value_scores
 from service.settings import Settings
 from training.base_model import base_model_path
 from training.data import labelled_pairs, split_frame
-from training.engagement import ClickModel, simulate_engagement
+from training.engagement import ClickModel, split_engagement
 from training.evaluate import inventory, plots
 from training.evaluate.ablation import pair_figures, student_figures
 from training.evaluate.embeddings import EmbeddingSet, served_embeddings, student_card, student_embeddings
@@ -408,54 +409,77 @@ def section_keyphrases(ctx: Context) -> str:
 
 def section_tradeoff(ctx: Context) -> str:
     cfg, frame, heads = ctx.config, ctx.frame, ctx.heads
-    engagement = simulate_engagement(frame[["query", "item_id", "relevance"]])
+    # one simulation over every split, so each product has one popularity (training/engagement.py)
+    engagement = split_engagement(ctx.pairs, cfg.split)
+    engagement = engagement[engagement["query"].isin(set(frame["query"]))].reset_index(drop=True)
+    if not (engagement["item_id"].to_numpy() == frame["item_id"].to_numpy()).all():
+        raise RuntimeError("simulated engagement rows are not in the report frame's order")
     frame["sim_ctr"] = engagement["ctr"].to_numpy()
     frame["sim_conv"] = (engagement["ctr"] * engagement["cvr"]).to_numpy()  # conversions per impression
+    popularity = engagement["popularity"].to_numpy()
+    has_prior = bool(engagement_priors(ctx.scorer.card))
+    ctr, cvr = with_priors(ctx.scorer.card, heads.ctr, heads.cvr, popularity)
     points = tuple(np.linspace(0.0, 1.0, cfg.sweep_points))
-    args = {"expected": heads.relevance.expected, "ctr": heads.ctr, "cvr": heads.cvr, "points": points}
+    text_only = sweep(frame, expected=heads.relevance.expected, ctr=heads.ctr, cvr=heads.cvr, points=points)
+    args = {"expected": heads.relevance.expected, "ctr": ctr, "cvr": cvr, "points": points}
     curve = sweep(frame, engagement_column="sim_ctr", **args)
     conv = sweep(frame, engagement_column="sim_conv", **args)
     curve["conv_weighted"] = conv["engagement_weighted"].to_numpy()
     ctx.figures["tradeoff"] = curve
-    # what the CTR head learned: the relevance-dependent part of CTR, or more (popularity is not in the text)
+    ctx.figures["tradeoff_text_only"] = text_only
     heads_r = {"CTR head vs simulated CTR": pearson_r(heads.ctr, frame["sim_ctr"]),
                "CTR head vs the ranker's E[y]": pearson_r(heads.ctr, heads.relevance.expected),
                "human relevance vs simulated CTR": pearson_r(frame["relevance"], frame["sim_ctr"])}
+    if has_prior:
+        heads_r["CTR head + popularity vs simulated CTR"] = pearson_r(ctr, frame["sim_ctr"])
     ctx.figures["ctr_head"] = heads_r
     marks = {}
     for name, weights in ctx.settings.profiles.items():
         w = engagement_share(weights)
-        frame[f"profile_{name}"] = value_scores(expected_relevance=heads.relevance.expected, ctr=heads.ctr,
-                                                cvr=heads.cvr, weights=weights)
+        frame[f"profile_{name}"] = value_scores(expected_relevance=heads.relevance.expected, ctr=ctr, cvr=cvr,
+                                                weights=weights)
         marks[f"profile '{name}' (w = {w:.2f})"] = reference_point(frame, f"profile_{name}") | {"w": w}
     marks["random order"] = reference_point(frame, "random") | {"w": float("nan")}
     marks["oracle: simulated CTR itself"] = reference_point(frame, "sim_ctr") | {"w": float("nan")}
     decay = ClickModel().position_decay
     plots.tradeoff_curve(curve, cfg.out_dir / "tradeoff.png", engagement_column="engagement_weighted",
                          engagement_label=f"simulated CTR of the top 10, examination-weighted (1/(1+r)^{decay})",
-                         marks={k: v for k, v in marks.items() if not k.startswith("profile 'relevance'")})
-    rows = [[_f(r.w, 1), _f(r.ndcg10, 4), _f(r.engagement_mean, 4), _f(r.engagement_weighted, 4),
-             _f(r.conv_weighted, 4)] for r in curve.itertuples()]
-    table = _table(["engagement weight w", "NDCG@10", "sim. CTR, top-10 mean", "sim. CTR, top-10 weighted",
+                         marks={k: v for k, v in marks.items() if not k.startswith("profile 'relevance'")},
+                         label="heads + item popularity, w = 0 … 1" if has_prior else "value model, w = 0 … 1",
+                         baseline=text_only if has_prior else None, baseline_label="text-only heads, w = 0 … 1")
+    rows = [[_f(r.w, 1), _f(t.ndcg10, 4), _f(t.engagement_weighted, 4), _f(r.ndcg10, 4), _f(r.engagement_mean, 4),
+             _f(r.engagement_weighted, 4), _f(r.conv_weighted, 4)]
+            for r, t in zip(curve.itertuples(), text_only.itertuples())]
+    table = _table(["engagement weight w", "text-only heads: NDCG@10", "text-only: sim. CTR, weighted",
+                    "NDCG@10", "sim. CTR, top-10 mean", "sim. CTR, top-10 weighted",
                     "sim. conversions / impression, weighted"], rows)
     ref_rows = [[name, _f(p["ndcg10"], 4), _f(p["engagement_mean"], 4), _f(p["engagement_weighted"], 4)]
                 for name, p in marks.items()]
     ref = _table(["ordering", "NDCG@10", "sim. CTR, top-10 mean", "sim. CTR, top-10 weighted"], ref_rows)
     n = frame.groupby("query").size()
     n = n[n >= 2]  # the queries NDCG@10 and the engagement figures average over
+    prior = engagement_priors(ctx.scorer.card)
+    inputs = ("the served ranker's heads with the item's popularity feature: CTR and CVR recalibrated by "
+              "`service/ranking/engagement_prior.py` with the coefficients `shoprank calibrate` fitted on validation "
+              f"(CTR: {prior['ctr'].head:.2f}·logit(head) + {prior['ctr'].popularity:.2f}·popularity "
+              f"{prior['ctr'].bias:+.2f}). The popularity fed here is the click model's own per-product logit, "
+              "i.e. an exact popularity feature, the best case for what a caller's `features.popularity` (e.g. an "
+              "item's historical CTR) provides; the text-only columns are the same sweep on the heads alone"
+              if has_prior else "the served ranker's heads (its card has no engagement fit, so no popularity)")
     return (f"## 7. Relevance–engagement trade-off\n\nThe {len(frame):,} {ctx.config.split} query_item pairs are "
-            "ordered per query by the unified value model (`service/ranking/value_model.py`) on the served "
-            "ranker's heads with weights relevance 1 − w, CTR w/2, CVR w/2. NDCG@10 is against the human "
-            "relevance. Engagement is **SIMULATED**: the click model of `training/engagement.py` run on these "
-            "pairs (seed 2016; debiased CTR, the ground truth of the engagement heads). "
-            f"{(n <= 10).mean():.0%} of the queries have at most 10 candidates, so the top-10 plain mean moves "
-            "little with the order; the weighted column weighs rank r by the click model's examination "
-            f"probability 1/(1+r)^{decay}, and is what the plot shows.\n\n" + table +
+            "ordered per query by the unified value model (`service/ranking/value_model.py`) with weights "
+            f"relevance 1 − w, CTR w/2, CVR w/2, on {inputs}. NDCG@10 is against the human relevance. Engagement "
+            "is **SIMULATED**: the click model of `training/engagement.py` run once over every labelled pair "
+            "(seed 2016; debiased CTR, the ground truth of the engagement heads), so a product has one popularity "
+            f"across splits. {(n <= 10).mean():.0%} of the queries have at most 10 candidates, so the top-10 plain "
+            "mean moves little with the order; the weighted columns weigh rank r by the click model's examination "
+            f"probability 1/(1+r)^{decay}, and are what the plot shows.\n\n" + table +
             "\n\nReference orderings (named profiles from `service/settings.py`, placed on the w axis by "
-            "(w_ctr + w_cvr) / Σw):\n\n" + ref + "\n\nWhat the CTR head carries (Pearson r over the same pairs): "
-            + "; ".join(f"{k} {v:.3f}" for k, v in heads_r.items()) + ". A CTR head that mostly repeats E[y] "
-            "cannot move the order away from relevance: the simulated clicks also depend on an item popularity "
-            "that a text-only cross-encoder does not see.\n\n![trade-off](tradeoff.png)\n")
+            "(w_ctr + w_cvr) / Σw):\n\n" + ref + "\n\nWhat the CTR estimate carries (Pearson r over the same "
+            "pairs): " + "; ".join(f"{k} {v:.3f}" for k, v in heads_r.items()) + ". The text-only CTR head mostly "
+            "repeats E[y]: the simulated clicks also depend on an item popularity that a cross-encoder reading "
+            "the query and the title cannot see, which is what the popularity feature adds.\n\n"
+            "![trade-off](tradeoff.png)\n")
 
 
 # --- 8, 9 ----------------------------------------------------------------------------------------
@@ -501,11 +525,20 @@ def _models(ctx: Context) -> str:
                      (f"{card.get('base', '?')}; KD loss {card.get('kd_loss')}; {card.get('steps', '?')} steps in "
                       f"{card.get('train_seconds', '?')} s (stopped by time budget: {card.get('stopped_by_time_budget')}); "
                       f"dataset rows {card.get('dataset_rows')}; max_seq_length {card.get('max_seq_length')}; "
-                      f"Matryoshka {card.get('matryoshka_dims')} weights {card.get('matryoshka_weights')}; "
-                      "torch fp32, not exported")])
+                      f"Matryoshka {card.get('matryoshka_dims')} weights {card.get('matryoshka_weights')}"
+                      f"{_adaptor_note(card.get('adaptor'))}; torch fp32")])
     else:
         rows.append(["student", str(path) if path else "—", ctx.student_note])
     return _table(["model", "version", "card"], rows)
+
+
+def _adaptor_note(adaptor: dict | None) -> str:
+    """The student card's adaptor step in words (training/biencoder/adaptor.py), or nothing."""
+    if not adaptor:
+        return ""
+    return (f"; + catalogue-softmax adaptor: {adaptor.get('epochs')} epochs, {adaptor.get('queries')} train queries, "
+            f"{adaptor.get('negatives')} products, labels ≥ {adaptor.get('min_label')} as positives, "
+            f"cut weights {adaptor.get('weights')}")
 
 
 def _header(ctx: Context, timings: Timings, *, started: dt.datetime, load: float) -> str:

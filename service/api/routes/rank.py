@@ -20,7 +20,8 @@ def router(models: RequestModels) -> APIRouter:
             overrides=body.weights.model_dump(exclude_none=True) if body.weights else None)
         docs = [ItemDocument(item_id=item.id, title=item.title, category=item.category) for item in body.items]
         ranked = pipelines.rank(runtime, query=body.query, items=docs, weights=weights,
-                                min_relevance=body.min_relevance, task=body.task)
+                                min_relevance=body.min_relevance, task=body.task,
+                                features=[item.features for item in body.items])
         return RankResponse(model_version=runtime.model_version, items=[
             RankedItemOut(id=r.item_id, score=r.score, relevance=RelevanceOut(**vars(r.relevance)),
                           engagement=EngagementOut(ctr=r.ctr, cvr=r.cvr), filtered=r.filtered)
