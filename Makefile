@@ -74,7 +74,7 @@ rankers: install
 ranker-full: install
 	$(BIN)/shoprank train ranker --epochs 1 --out-dir artifacts/ranker-mt-prefix-full $(ALL_TASKS) --routing prefix
 
-# The whole recipe as one resumable command (training/recipe.py): ranker → distillation scores → student → ONNX
+# The whole recipe as one resumable command (training/recipe.py): ranker → distillation scores → student → adaptor → ONNX
 # (fp32 + int8) → parity → calibration → the test table, into artifacts/recipe-<preset>/ (its own model_repo/).
 recipe: install
 	$(BIN)/shoprank train recipe --preset full
@@ -83,7 +83,7 @@ recipe-quick: install
 	$(BIN)/shoprank train recipe --preset quick
 
 # The full held-out report (docs/report/report.md + PNGs); the student row needs a trained student dir.
-STUDENT ?= artifacts/recipe-full/student
+STUDENT ?= artifacts/recipe-full/student-adapted
 report: install
 	$(BIN)/shoprank eval --report docs/report --student $(STUDENT)
 

@@ -1,8 +1,9 @@
 """``shoprank train recipe``: the whole offline recipe as one resumable command.
 
 teacher labels → unified multi-task ranker → the ranker's scores on train pairs (distillation targets)
-→ bi-encoder student → a linear adaptor fitted against the whole catalogue → ONNX (fp32 + int8 per-channel) into a Triton model repository → ONNX-vs-torch
-parity → relevance floor calibrated on validation → the held-out table on test.
+→ bi-encoder student → a linear adaptor fitted against the whole catalogue → ONNX (fp32 + int8
+per-channel) into a Triton model repository → ONNX-vs-torch parity → relevance floor, label cuts and
+engagement priors calibrated on validation → the held-out table on test.
 
 Each step writes its output under ``work_dir`` and is skipped when that output is already there, so a
 run that was stopped picks up where it was. The teacher is the human labels in ``data/`` unless
@@ -142,7 +143,8 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
         run.seconds[name] = round(time.time() - started, 1)
         log.info("recipe: %s done in %.1f min", name, run.seconds[name] / 60)
 
-    train = split_frame(labelled_pairs(settings.data_dir), "train")
+    pairs = labelled_pairs(settings.data_dir)
+    train = split_frame(pairs, "train")
     if teacher_labels is not None:
         train = apply_teacher_labels(train, pd.read_parquet(teacher_labels))
         run.teacher = f"{teacher_labels} ({len(train)} judged train pairs)"
@@ -169,18 +171,17 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
         out_dir=student_dir))
 
     if preset.adaptor is not None:
-        from service.catalogue import load_catalogue
-
         trained_student, student_dir = student_dir, work_dir / "student-adapted"
 
         def adaptor_step() -> None:
+            from service.catalogue import load_catalogue
             from training.biencoder.adaptor import adapt_student
 
             catalogue = load_catalogue(settings.data_dir)
             adapt_student(student_dir=trained_student, out_dir=student_dir, pairs=train, item_ids=catalogue.item_ids,
                           item_titles=catalogue.item_titles,
                           config=replace(preset.adaptor, threads=settings.intra_op_threads),
-                          validation=split_frame(labelled_pairs(settings.data_dir), "validation"))
+                          validation=split_frame(pairs, "validation"))
 
         step("adaptor", student_dir / "shoprank_student.json", adaptor_step)
 
