@@ -72,11 +72,16 @@ def simulate_engagement(pairs: pd.DataFrame, model: ClickModel = ClickModel()) -
     return out
 
 
-def split_engagement(pairs: pd.DataFrame, split: str, model: ClickModel = ClickModel()) -> pd.DataFrame:
-    """The click model run once over every labelled pair, then cut to one split's rows (``split_frame`` order).
+def split_engagement(pairs: pd.DataFrame, frame: pd.DataFrame, model: ClickModel = ClickModel()) -> pd.DataFrame:
+    """The click model run once over every labelled pair, then cut to ``frame``'s rows, in its order.
 
-    Simulating all splits together gives each product ONE popularity, as a real item has, so a
-    popularity fitted on validation means the same thing on test. (``simulate_engagement`` on a single
-    split draws popularity over that split's products only.)"""
+    ``frame`` is ``split_frame(pairs, split)``, possibly cut to some of its queries. Simulating all splits
+    together gives each product ONE popularity, as a real item has, so a popularity fitted on validation
+    means the same thing on test. (``simulate_engagement`` on a single split draws popularity over that
+    split's products only.)"""
     simulated = simulate_engagement(pairs, model)
-    return simulated[simulated["split"] == split].reset_index(drop=True)
+    rows = simulated[simulated["split"].isin(set(frame["split"])) & simulated["query"].isin(set(frame["query"]))]
+    rows = rows.reset_index(drop=True)
+    if not (rows["item_id"].to_numpy() == frame["item_id"].to_numpy()).all():
+        raise RuntimeError("simulated engagement rows are not in the frame's order")
+    return rows

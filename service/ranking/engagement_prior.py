@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.ranking.ordinal import sigmoid
+
 POPULARITY_FEATURE = "popularity"
 
 
@@ -36,8 +38,8 @@ class EngagementPrior:
     popularity: float
 
     def apply(self, head_probability: np.ndarray, popularity: np.ndarray) -> np.ndarray:
-        z = self.bias + self.head * logit(head_probability) + self.popularity * np.asarray(popularity, dtype=np.float64)
-        return 1.0 / (1.0 + np.exp(-z))
+        return sigmoid(self.bias + self.head * logit(head_probability)
+                       + self.popularity * np.asarray(popularity, dtype=np.float64))
 
 
 def engagement_priors(card: Mapping) -> dict[str, EngagementPrior]:

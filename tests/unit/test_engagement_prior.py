@@ -4,8 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from service.ranking.engagement_prior import EngagementPrior, engagement_priors, logit, popularity_of, with_priors
-from training.engagement import split_engagement, simulate_engagement
+from service.ranking.engagement_prior import (
+    EngagementPrior,
+    engagement_priors,
+    logit,
+    popularity_of,
+    with_priors,
+)
+from training.engagement import simulate_engagement, split_engagement
 from training.evaluate.calibrate import fit_engagement_prior
 
 
@@ -45,9 +51,10 @@ def test_split_engagement_gives_a_product_one_popularity_across_splits():
     pairs = pd.DataFrame({"query": ["q1", "q1", "q2", "q3", "q3"], "item_id": ["a", "b", "a", "b", "c"],
                           "title": list("ABABC"), "relevance": [3.0, 1.0, 2.0, 2.5, 1.5],
                           "split": ["train", "train", "validation", "validation", "test"]})
-    validation = split_engagement(pairs, "validation")
+    split_rows = {s: pairs[pairs["split"] == s].reset_index(drop=True) for s in ("train", "validation")}
+    validation = split_engagement(pairs, split_rows["validation"])
     assert validation["query"].tolist() == ["q2", "q3"] and validation["item_id"].tolist() == ["a", "b"]
     everything = simulate_engagement(pairs).set_index(["query", "item_id"])["popularity"]
-    train = split_engagement(pairs, "train").set_index("item_id")["popularity"]
+    train = split_engagement(pairs, split_rows["train"]).set_index("item_id")["popularity"]
     assert validation.set_index("item_id")["popularity"].to_dict() == train.to_dict()
     assert everything.loc[("q3", "b")] == train["b"]

@@ -71,9 +71,7 @@ def calibrate_served_ranker(settings: Settings) -> dict:
 
     pairs = labelled_pairs(settings.data_dir)
     frame = split_frame(pairs, "validation")
-    engagement = split_engagement(pairs, "validation")
-    if not (engagement["item_id"].to_numpy() == frame["item_id"].to_numpy()).all():
-        raise RuntimeError("simulated engagement rows are not in the validation frame's order")
+    engagement = split_engagement(pairs, frame)
     scorer = make_pair_scorer(make_backend(settings), settings)
     heads = scorer.score(frame["query"].tolist(), frame["title"].tolist())
     p1 = heads.relevance.p_partial_or_better

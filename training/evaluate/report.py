@@ -410,14 +410,12 @@ def section_keyphrases(ctx: Context) -> str:
 def section_tradeoff(ctx: Context) -> str:
     cfg, frame, heads = ctx.config, ctx.frame, ctx.heads
     # one simulation over every split, so each product has one popularity (training/engagement.py)
-    engagement = split_engagement(ctx.pairs, cfg.split)
-    engagement = engagement[engagement["query"].isin(set(frame["query"]))].reset_index(drop=True)
-    if not (engagement["item_id"].to_numpy() == frame["item_id"].to_numpy()).all():
-        raise RuntimeError("simulated engagement rows are not in the report frame's order")
+    engagement = split_engagement(ctx.pairs, frame)
     frame["sim_ctr"] = engagement["ctr"].to_numpy()
     frame["sim_conv"] = (engagement["ctr"] * engagement["cvr"]).to_numpy()  # conversions per impression
     popularity = engagement["popularity"].to_numpy()
-    has_prior = bool(engagement_priors(ctx.scorer.card))
+    prior = engagement_priors(ctx.scorer.card)
+    has_prior = bool(prior)
     ctr, cvr = with_priors(ctx.scorer.card, heads.ctr, heads.cvr, popularity)
     points = tuple(np.linspace(0.0, 1.0, cfg.sweep_points))
     text_only = sweep(frame, expected=heads.relevance.expected, ctr=heads.ctr, cvr=heads.cvr, points=points)
@@ -458,7 +456,6 @@ def section_tradeoff(ctx: Context) -> str:
     ref = _table(["ordering", "NDCG@10", "sim. CTR, top-10 mean", "sim. CTR, top-10 weighted"], ref_rows)
     n = frame.groupby("query").size()
     n = n[n >= 2]  # the queries NDCG@10 and the engagement figures average over
-    prior = engagement_priors(ctx.scorer.card)
     inputs = ("the served ranker's heads with the item's popularity feature: CTR and CVR recalibrated by "
               "`service/ranking/engagement_prior.py` with the coefficients `shoprank calibrate` fitted on validation "
               f"(CTR: {prior['ctr'].head:.2f}·logit(head) + {prior['ctr'].popularity:.2f}·popularity "
