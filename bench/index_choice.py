@@ -1,11 +1,13 @@
-"""Which FAISS index for a catalogue that changes all the time? recall@20 vs exact, latency, upsert cost.
+"""Which FAISS index for a catalogue that changes all the time? recall@20 vs exact, latency, upsert cost, size.
 
 Runs the service's own ``FaissIndex`` (flat / IVF + hashtable direct map / HNSW + tombstone
-filter) on *real* embeddings: catalogue titles through the served item encoder, test-split
-search terms through the query side, both cached under ``var/bench/`` so a re-run only
-measures the indexes. Each candidate goes through the same churn: build from the first 90 %,
+filter), each also as a Matryoshka funnel (``MatryoshkaFunnelIndex``: the ANN index over the
+64-d cut, its shortlist of 8 × k rescored with the full vectors), on *real* embeddings:
+catalogue titles through the served item encoder, test-split search terms through the query
+side, both cached under ``var/bench/`` so a re-run only measures the indexes. Each candidate goes through the same churn: build from the first 90 %,
 then upsert 10 % new items, re-upsert 10 % changed items (new title → new vector) and delete
-5 % — recall is measured after the churn against exact search over the live set.
+5 % — recall is measured after the churn against exact search over the live set, and the
+size is that of the index's own snapshot files (what it holds in memory, give or take).
 
     .venv/bin/python bench/index_choice.py --items 20000 --queries 1000
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +26,7 @@ import numpy as np
 from service.catalogue import load_catalogue, stable_id
 from service.index.exact import ExactIndex
 from service.index.faiss_index import FaissIndex
+from service.index.funnel import MatryoshkaFunnelIndex
 from service.inference.factory import make_backend, make_encoder
 from service.settings import Settings
 from training.data import split_of
@@ -54,6 +58,13 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(hits))
 
 
+def snapshot_mb(index) -> float:
+    """Bytes of the index's own snapshot files: the vectors and structures it keeps in memory."""
+    with tempfile.TemporaryDirectory() as folder:
+        index.snapshot(Path(folder) / "index", meta={})
+        return sum(f.stat().st_size for f in Path(folder).iterdir()) / 2**20
+
+
 def run_candidate(name: str, index, ids, vectors, changed_vectors, plan, queries, truth, k: int) -> dict:
     started = time.perf_counter()
     index.upsert(ids[plan["base"]], vectors[plan["base"]])
@@ -82,7 +93,7 @@ def run_candidate(name: str, index, ids, vectors, changed_vectors, plan, queries
             "p50_ms": round(float(np.percentile(latencies, 50)), 3),
             "p99_ms": round(float(np.percentile(latencies, 99)), 3),
             "build_s": round(build_s, 2), "upserts_per_s": round(upserts / upsert_s),
-            "delete_ms": round(delete_s * 1000, 2), "live": len(index)}
+            "delete_ms": round(delete_s * 1000, 2), "live": len(index), "snapshot_mb": round(snapshot_mb(index), 1)}
 
 
 def main() -> None:
@@ -92,6 +103,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--dim", type=int, default=None, help="cut vectors to this Matryoshka dim (default: settings)")
     parser.add_argument("--threads", type=int, default=1, help="FAISS threads for single-query search")
+    parser.add_argument("--shortlist-dim", type=int, default=64, help="the funnel candidates' short cut (0: none)")
+    parser.add_argument("--shortlist-factor", type=int, default=8, help="the funnel's shortlist, as a multiple of k")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args()
 
@@ -120,19 +133,26 @@ def main() -> None:
     candidates = [("flat", dict(kind="flat"))]
     candidates += [(f"ivf nlist={nlist} nprobe={p}", dict(kind="ivf", nlist=nlist, nprobe=p)) for p in (8, 16, 32, 64)]
     candidates += [(f"hnsw M=32 ef={ef}", dict(kind="hnsw", ef_search=ef)) for ef in (16, 32, 64, 128)]
+    if 0 < args.shortlist_dim < dim:  # the funnel's HNSW searches with efSearch ≥ its shortlist, so one ef is enough
+        funnel = {"shortlist_dim": args.shortlist_dim, "shortlist_factor": args.shortlist_factor}
+        label = f"funnel {args.shortlist_dim}->{dim} x{args.shortlist_factor}"
+        candidates += [(f"{label}: {name}", {**params, "funnel": funnel})
+                       for name, params in candidates
+                       if params.get("nprobe") in (None, 16, 32) and params.get("ef_search") in (None, 64)]
     rows = []
     print(f"{len(ids)} items ({len(exact)} live after churn), {len(queries)} queries, dim {dim}, "
           f"k={args.k}, {args.threads} FAISS thread(s)", flush=True)
     for name, params in candidates:
-        row = run_candidate(name, FaissIndex(dim, **params), ids, vectors, changed_vectors, plan, queries, truth,
-                            args.k)
+        funnel = params.pop("funnel", None)
+        index = MatryoshkaFunnelIndex(dim, **funnel, **params) if funnel else FaissIndex(dim, **params)
+        row = run_candidate(name, index, ids, vectors, changed_vectors, plan, queries, truth, args.k)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| index | recall@%d | p50 ms | p99 ms | build s | upserts/s | delete 5%% ms |" % args.k)
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| index | recall@%d | p50 ms | p99 ms | build s | upserts/s | delete 5%% ms | snapshot MB |" % args.k)
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['index']} | {r['recall@k']:.3f} | {r['p50_ms']} | {r['p99_ms']} | {r['build_s']} "
-              f"| {r['upserts_per_s']} | {r['delete_ms']} |")
+              f"| {r['upserts_per_s']} | {r['delete_ms']} | {r['snapshot_mb']} |")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
 

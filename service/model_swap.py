@@ -36,12 +36,13 @@ import numpy as np
 
 from service.catalogue import stable_id
 from service.errors import DependencyUnavailable, NotFound
+from service.index.factory import make_index
 from service.inference.base import InferenceBackend
 from service.inference.factory import make_backend, make_encoder, make_pair_scorer
 from service.inference.metrics import MODEL_SWAPS
 from service.inference.models import Encoder
 from service.inference.repository import latest_version
-from service.runtime import Runtime, encode_all, make_index
+from service.runtime import Runtime, encode_all
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

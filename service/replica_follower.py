@@ -27,7 +27,8 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service.catalogue import stable_id
-from service.index.faiss_index import FaissIndex
+from service.index.base import VectorIndex
+from service.index.factory import index_layout, restore_index
 from service.index.snapshots import write_atomic
 from service.settings import Settings
 from service.store.base import ItemDocument, ItemStore
@@ -62,7 +63,7 @@ class FollowerState:
 class ReplicaFollower:
     """Follows ``settings.kafka_vectors_topic`` into ``index`` (and ``store`` when it is local)."""
 
-    def __init__(self, *, settings: Settings, index: FaissIndex, store: ItemStore, encoder,
+    def __init__(self, *, settings: Settings, index: VectorIndex, store: ItemStore, encoder,
                  local_store: bool, snapshot_dir: Path,
                  on_applied: Callable[[list[VectorRecord], float], None] | None = None) -> None:
         self.settings = settings
@@ -220,7 +221,8 @@ class ReplicaFollower:
         target = self.snapshot_dir / name
         target.mkdir(parents=True, exist_ok=True)
         meta = {"offsets": {str(p): o for p, o in self.state.offsets.items()},
-                "topic": self.settings.kafka_vectors_topic, "encoder": self.encoder.model_version}
+                "topic": self.settings.kafka_vectors_topic, "encoder": self.encoder.model_version,
+                "layout": index_layout(self.settings)}
         self.index.snapshot(target / "items.faiss", meta=meta)
         vids = np.fromiter(self.state.versions.keys(), dtype=np.int64, count=len(self.state.versions))
         versions = np.fromiter(self.state.versions.values(), dtype=np.int64, count=len(self.state.versions))
@@ -237,7 +239,7 @@ class ReplicaFollower:
         log.info("replica snapshot %s: %d vectors, offsets %s", target, len(self.index), meta["offsets"])
         return target
 
-    def restore(self, *, settings: Settings) -> FaissIndex | None:
+    def restore(self, *, settings: Settings) -> VectorIndex | None:
         """Load the last snapshot if it was made for this topic and encoder; returns its index."""
         pointer = self.snapshot_dir / "CURRENT"
         if not pointer.exists():
@@ -245,11 +247,12 @@ class ReplicaFollower:
         target = self.snapshot_dir / pointer.read_text().strip()
         try:
             meta = json.loads((target / "meta.json").read_text())
-            if meta.get("topic") != settings.kafka_vectors_topic or meta.get("encoder") != self.encoder.model_version:
-                log.info("replica snapshot %s is for another topic or encoder; replaying the log", target)
+            if (meta.get("topic"), meta.get("encoder"), meta.get("layout")) != (
+                    settings.kafka_vectors_topic, self.encoder.model_version, index_layout(settings)):
+                log.info("replica snapshot %s is for another topic, encoder or index layout; replaying the log",
+                         target)
                 return None
-            index = FaissIndex.restore(target / "items.faiss", nlist=settings.index_nlist,
-                                       nprobe=settings.index_nprobe, ef_search=settings.index_ef_search)
+            index = restore_index(settings, target / "items.faiss")
             with np.load(target / "versions.npz") as arrays:
                 versions = dict(zip(arrays["vids"].tolist(), arrays["versions"].tolist()))
             docs = json.loads((target / "docs.json").read_text())

@@ -19,8 +19,7 @@ from tqdm import tqdm
 
 from service.catalogue import load_catalogue, stable_id
 from service.index.base import VectorIndex
-from service.index.faiss_index import FaissIndex
-from service.index.snapshots import matches, read_sidecar
+from service.index.factory import index_layout, make_index, restorable, restore_index
 from service.inference.base import InferenceBackend
 from service.inference.factory import make_backend, make_encoder, make_pair_scorer
 from service.inference.models import Encoder, PairScorer
@@ -98,11 +97,6 @@ def make_store(settings: Settings) -> ItemStore:
     return MemoryStore()
 
 
-def make_index(settings: Settings) -> FaissIndex:
-    return FaissIndex(settings.embedding_dim, kind=settings.index_kind, nlist=settings.index_nlist,
-                      nprobe=settings.index_nprobe, ef_search=settings.index_ef_search, hnsw_m=settings.index_hnsw_m)
-
-
 def encode_all(encoder: Encoder, texts: Sequence[str], *, kind: str, batch: int, label: str) -> np.ndarray:
     """Encode many texts in batches with a progress bar (the start-up cost of a fresh index)."""
     parts = [encoder.encode(texts[i : i + batch], kind=kind)
@@ -111,16 +105,16 @@ def encode_all(encoder: Encoder, texts: Sequence[str], *, kind: str, batch: int,
 
 
 def load_or_build_index(settings: Settings, *, name: str, meta: dict, build: Callable[[], tuple]) -> VectorIndex:
-    """Restore ``state_dir/<name>.faiss`` when its sidecar matches ``meta``, else build and snapshot it."""
+    """Restore ``state_dir/<name>.faiss`` when its sidecar matches ``meta`` and the layout, else build and
+    snapshot it."""
     path = settings.state_dir / f"{name}.faiss"
-    if matches(read_sidecar(path), kind=settings.index_kind, dim=settings.embedding_dim, meta=meta):
+    if restorable(settings, path, meta):
         log.info("restoring %s index from %s", name, path)
-        return FaissIndex.restore(path, nlist=settings.index_nlist, nprobe=settings.index_nprobe,
-                                  ef_search=settings.index_ef_search)
+        return restore_index(settings, path)
     ids, vectors = build()
     index = make_index(settings)
     index.upsert(ids, vectors)
-    index.snapshot(path, meta=meta)
+    index.snapshot(path, meta={**meta, "layout": index_layout(settings)})
     log.info("built %s index: %d vectors, snapshot %s", name, len(index), path)
     return index
 

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # --- index seam
     embedding_dim: int = 384
     index_kind: Literal["flat", "ivf", "hnsw"] = "flat"
+    # Matryoshka funnel (service/index/funnel.py): the ANN index holds this cut and its shortlist of
+    # factor × k is rescored at embedding_dim; 0, or a cut not below embedding_dim, searches embedding_dim.
+    index_shortlist_dim: int = Field(64, ge=0)
+    index_shortlist_factor: int = Field(8, ge=1)
     index_nprobe: int = 32
     index_ef_search: int = 64
     index_nlist: int = 256  # IVF: upper bound on inverted lists (also ≤ first batch / 39)
@@ -129,3 +133,8 @@ class Settings(BaseSettings):
     model_swap_poll_s: float = Field(5.0, ge=0)  # how often the watcher looks for new versions; 0 = off
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+
+    @property
+    def funnel_dim(self) -> int | None:
+        """The cut the ANN index searches when the Matryoshka funnel is on, else None (search embedding_dim)."""
+        return self.index_shortlist_dim if 0 < self.index_shortlist_dim < self.embedding_dim else None

@@ -113,10 +113,10 @@ def fit_adaptor(query_vectors: np.ndarray, item_vectors: np.ndarray, positives: 
             optimiser.step()
             total += loss.item() * len(batch)
         losses.append(round(total / len(order), 4))
-        log.info("adaptor epoch %d: loss %.4f, scale %.1f", epoch + 1, losses[-1], float(log_scale.exp()))
+        log.info("adaptor epoch %d: loss %.4f, scale %.1f", epoch + 1, losses[-1], log_scale.exp().item())
         if on_epoch is not None:
             on_epoch(epoch + 1, matrix.detach().numpy().copy())
-    return AdaptorFit(matrix.detach().numpy().copy(), losses, round(float(log_scale.exp()), 3),
+    return AdaptorFit(matrix.detach().numpy().copy(), losses, round(log_scale.exp().item(), 3),
                       round(time.time() - started, 1))
 
 

@@ -19,10 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from service.catalogue import stable_id
+from service.index.factory import make_index
 from service.inference.base import InferenceBackend
 from service.inference.models import Encoder, PairScorer
 from service.pipelines import keyphrase_floor, recommend_keyphrases
-from service.runtime import Runtime, encode_all, make_index
+from service.runtime import Runtime, encode_all
 from service.settings import Settings
 from service.store.base import ItemDocument
 from service.store.memory import MemoryStore
