@@ -244,8 +244,11 @@ def eval_retrieval_command(
     k: int = typer.Option(100, help="recall@k"),
     rotation: bool = typer.Option(False, help="also measure the cuts after an energy-ordered rotation fitted on "
                                               "train queries + catalogue items (training/evaluate/rotation.py)"),
+    funnel: bool = typer.Option(True, help="also measure the served Matryoshka funnel "
+                                           "(SHOPRANK_INDEX_SHORTLIST_DIM / _FACTOR; service/index/funnel.py)"),
 ) -> None:
-    """Catalogue recall@k of a student's exact items at each cut: the quick check between training runs."""
+    """Catalogue recall@k of a student's exact items at each cut (and through the served funnel): the quick
+    check between training runs."""
     from dataclasses import replace
 
     import numpy as np
@@ -253,7 +256,7 @@ def eval_retrieval_command(
     from service.catalogue import load_catalogue
     from training.data import labelled_pairs, split_frame
     from training.evaluate.embeddings import student_embeddings
-    from training.evaluate.retrieval import recall_by_dim
+    from training.evaluate.retrieval import funnel_recall, recall_by_dim
     from training.evaluate.rotation import energy_rotation
 
     settings = Settings()
@@ -277,6 +280,11 @@ def eval_retrieval_command(
         for d in cuts:
             typer.echo(f"{student.name}{label} {split} recall@{k} {d}-d {recall[d]:.4f} "
                        f"({recall[d] / recall[cuts[0]]:.1%} of {cuts[0]}-d)")
+        if funnel and settings.index_shortlist_dim and label == "":
+            short, factor = settings.index_shortlist_dim, settings.index_shortlist_factor
+            got = funnel_recall(variant, frame, shortlist_dim=short, shortlist_factor=factor, k=k)
+            typer.echo(f"{student.name} {split} recall@{k} funnel {short}-d x{factor} -> "
+                       f"{variant.item_vectors.shape[1]}-d {got:.4f} ({got / recall[cuts[0]]:.1%} of {cuts[0]}-d)")
 
 
 def prepare_command() -> None:

@@ -27,13 +27,7 @@ import numpy as np
 
 from service.index.faiss_index import FaissIndex, IndexKind, as_batch
 from service.index.snapshots import SnapshotInfo, read_sidecar, write_atomic, write_sidecar
-
-
-def matryoshka_cut(vectors: np.ndarray, dim: int) -> np.ndarray:
-    """The first ``dim`` coordinates, re-normalised to unit length (how a Matryoshka cut is compared)."""
-    cut = np.ascontiguousarray(vectors[:, :dim], dtype=np.float32)
-    norms = np.linalg.norm(cut, axis=1, keepdims=True)
-    return cut / np.maximum(norms, 1e-12)
+from service.matryoshka import matryoshka_cut
 
 
 def shortlist_path(path: Path) -> Path:

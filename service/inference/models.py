@@ -14,6 +14,7 @@ import numpy as np
 
 from service.inference.base import InferenceBackend
 from service.inference.tokenize import TextTokenizer, length_sorted_chunks
+from service.matryoshka import matryoshka_cut
 from service.ranking.ordinal import OrdinalScores, from_cumulative_logits, sigmoid
 
 
@@ -94,9 +95,7 @@ class Encoder(_RepoModel):
             return np.zeros((0, self.dim), dtype=np.float32)
         prefix = self.card.get("prefixes", {}).get(kind, "")
         texts = [prefix + t for t in texts] if prefix else list(texts)
-        emb = self._run_sorted(self.tokenizer(), texts, None)["embedding"][:, : self.dim]
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        return (emb / np.maximum(norms, 1e-12)).astype(np.float32)
+        return matryoshka_cut(self._run_sorted(self.tokenizer(), texts, None)["embedding"], self.dim)
 
 
 class PairHeads:

@@ -8,7 +8,8 @@ import pytest
 from service.index.exact import ExactIndex
 from service.index.factory import index_layout, make_index, restorable, restore_index
 from service.index.faiss_index import FaissIndex
-from service.index.funnel import MatryoshkaFunnelIndex, matryoshka_cut, shortlist_path
+from service.index.funnel import MatryoshkaFunnelIndex, shortlist_path
+from service.matryoshka import matryoshka_cut
 from service.settings import Settings
 
 DIM, CUT = 64, 16

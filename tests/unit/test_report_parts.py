@@ -8,14 +8,21 @@ import pandas as pd
 import pytest
 
 from service.inference.models import PairHeads
+from service.matryoshka import matryoshka_cut
 from service.ranking.ordinal import OrdinalScores
 from service.settings import WeightProfile
 from training.evaluate import inventory
 from training.evaluate.ablation import pair_figures, signals_of
-from training.evaluate.embeddings import EmbeddingSet, matryoshka_cut
+from training.evaluate.embeddings import EmbeddingSet
 from training.evaluate.keyphrase_eval import additional_counts, additional_keyphrases, sample_items
 from training.evaluate.metrics import ndcg_at_k, pearson_r
-from training.evaluate.retrieval import catalogue_recall, exact_items_by_query, recall_at_k, recall_by_dim
+from training.evaluate.retrieval import (
+    catalogue_recall,
+    exact_items_by_query,
+    funnel_recall,
+    recall_at_k,
+    recall_by_dim,
+)
 from training.evaluate.task_eval import task_figures
 from training.evaluate.tradeoff import engagement_at_k, engagement_share, engagement_weights, sweep
 
@@ -69,6 +76,16 @@ def test_recall_by_dim_searches_each_cut_for_the_exact_items_only():
     assert recall_by_dim(emb, frame, dims=[4], k=1) == {4: 1.0}  # q3 has no exact item: left out
     assert recall_by_dim(emb, frame, dims=[2], k=1)[2] in (0.5, 1.0)  # at 2-d, b and the decoy tie for q2
     assert recall_by_dim(emb, frame, dims=[4, 2], k=2) == {4: 1.0, 2: 1.0}
+
+
+def test_funnel_recall_rescores_the_short_cut_shortlist_at_full_width():
+    # the same geometry: at the 2-d cut, b and the decoy tie for q2; the 4-d rescoring tells them apart
+    q = _unit(np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]]))
+    t = _unit(np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, -1.0], [0.0, 0.0, 1.0, 0.0]]))
+    emb = EmbeddingSet("x", ["q1", "q2"], q, ["a", "b", "decoy", "c"], t)
+    frame = pd.DataFrame({"query": ["q1", "q2"], "item_id": ["a", "b"], "label": [2, 2]})
+    assert funnel_recall(emb, frame, shortlist_dim=2, shortlist_factor=2, k=1) == 1.0  # shortlist {b, decoy}
+    assert funnel_recall(emb, frame, shortlist_dim=1, shortlist_factor=1, k=1) < 1.0  # q2's cut is all ties
 
 
 def _candidates() -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.evaluate.embeddings import matryoshka_cut
+from service.matryoshka import matryoshka_cut
 from training.evaluate.rotation import energy_rotation
 
 

@@ -17,15 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from service.inference.models import Encoder
+from service.matryoshka import matryoshka_cut
 from service.runtime import encode_all
 
 log = logging.getLogger(__name__)
-
-
-def matryoshka_cut(vectors: np.ndarray, dim: int) -> np.ndarray:
-    """The first ``dim`` dimensions, L2-normalised again (a cut of a unit vector is not a unit vector)."""
-    cut = np.ascontiguousarray(vectors[:, :dim], dtype=np.float32)
-    return cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass

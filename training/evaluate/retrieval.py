@@ -74,3 +74,21 @@ def recall_by_dim(embeddings, frame: pd.DataFrame, *, dims: Sequence[int], k: in
     relevant = [relevant_by_query[q] for q in queries]
     return {d: float(catalogue_recall(embeddings.query_matrix(d)[rows], embeddings.item_matrix(d),
                                       embeddings.item_ids, relevant, k=k)[0].mean()) for d in dims}
+
+
+def funnel_recall(embeddings, frame: pd.DataFrame, *, shortlist_dim: int, shortlist_factor: int,
+                  k: int = 100) -> float:
+    """Mean catalogue recall@k through the service's Matryoshka funnel (``service/index/funnel.py``):
+    the ANN index over the ``shortlist_dim`` cut, its ``shortlist_factor × k`` shortlist rescored at full width."""
+    from service.index.funnel import MatryoshkaFunnelIndex
+
+    relevant_by_query = exact_items_by_query(frame)
+    queries = list(relevant_by_query)
+    rows = [embeddings.queries.index(q) for q in queries]
+    full_dim = embeddings.item_vectors.shape[1]
+    index = MatryoshkaFunnelIndex(full_dim, shortlist_dim=shortlist_dim, shortlist_factor=shortlist_factor)
+    index.upsert(np.arange(len(embeddings.item_ids)), embeddings.item_matrix(full_dim))
+    _, found = index.search(embeddings.query_matrix(full_dim)[rows], k)
+    ids = np.asarray(embeddings.item_ids, dtype=object)
+    retrieved = [ids[r[r >= 0]].tolist() for r in found]
+    return float(recall_at_k(retrieved, [relevant_by_query[q] for q in queries], k).mean())
