@@ -1,0 +1,165 @@
+"""HTTP latency of the three product endpoints on a real ``shoprank serve``, funnel vs plain index, in one run.
+
+    .venv/bin/python -m bench.endpoints [--seconds 10] [--concurrency 1 4] [--out docs/bench/endpoints.md]
+
+Each configuration is its own ``shoprank serve`` process on loopback (embedded int8 ONNX, full
+catalogue), with its own state directory under ``var/bench/endpoints/`` so the index snapshots
+built by the first run are restored by the next. The configurations differ only in the index:
+the Matryoshka funnel (64-d ANN, 8 × k rescored at 384-d; the default) and the flat 384-d index
+(``SHOPRANK_INDEX_SHORTLIST_DIM=0``). Requests are real: test-split search terms for
+``/v1/retrieve`` (k=20), each test query with its labelled candidates for ``/v1/rank`` (about 7 per
+query) and with 50 catalogue titles, and catalogue items for ``/v1/keyphrases/recommend`` (k=20;
+the first call per item computes, later ones may be served from the recommendation cache, so items
+are not repeated within a cell). Closed-loop load from ``concurrency`` client threads (stdlib
+``http.client`` with keep-alive) for ``--seconds`` per cell after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from service.settings import Settings
+from training.data import labelled_pairs, split_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"funnel 64->384 x8 (default)": {}, "flat 384-d": {"SHOPRANK_INDEX_SHORTLIST_DIM": "0"}}
+
+
+def start_server(name: str, env_extra: dict[str, str], port: int, timeout_s: float = 900) -> subprocess.Popen:
+    """``shoprank serve`` on loopback with its own state dir; returns once /readyz says 200."""
+    state = ROOT / "var" / "bench" / "endpoints" / name.split()[0]
+    env = {**os.environ, "SHOPRANK_PORT": str(port), "SHOPRANK_STATE_DIR": str(state),
+           "SHOPRANK_LOG_LEVEL": "WARNING", **env_extra}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "shoprank"), "serve"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name}: shoprank serve exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                print(f"{name}: ready after {time.monotonic() - started:.1f} s", flush=True)
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise TimeoutError(f"{name}: not ready after {timeout_s} s")
+
+
+def requests_by_endpoint(settings: Settings) -> dict[str, list[tuple[str, dict]]]:
+    """Real request bodies per benchmarked endpoint."""
+    pairs = labelled_pairs(settings.data_dir)
+    test = split_frame(pairs, "test")
+    groups = [(q, g) for q, g in test.groupby("query", sort=True) if len(g) >= 2]
+    titles = pairs.drop_duplicates("item_id")[["item_id", "title"]].to_numpy()
+    rng = np.random.default_rng(0)
+
+    def items(rows) -> list[dict]:
+        return [{"id": str(i), "title": t} for i, t in rows]
+
+    return {
+        "retrieve k=20": [("/v1/retrieve", {"query": q, "k": 20}) for q, _ in groups],
+        "rank (labelled, ~7)": [("/v1/rank", {"query": q, "items": items(g[["item_id", "title"]].to_numpy())})
+                                for q, g in groups],
+        "rank 50 candidates": [("/v1/rank", {"query": q, "items": items(titles[rng.choice(len(titles), 50)])})
+                               for q, _ in groups[:300]],
+        "keyphrases k=20": [("/v1/keyphrases/recommend", {"item_id": str(i), "k": 20})
+                            for i in rng.permutation(titles[:, 0])[:5000]],
+    }
+
+
+def run_cell(port: int, bodies: list[tuple[str, dict]], *, seconds: float, concurrency: int) -> dict:
+    """Closed-loop load; each request body is used at most once per cell (cycled only if the cell outruns them)."""
+    cursor = iter(range(10**12))
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        while time.monotonic() < stop_at:
+            path, body = bodies[next(cursor) % len(bodies)]
+            t0 = time.perf_counter()
+            conn.request("POST", path, body=json.dumps(body), headers={"content-type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            mine.append((time.perf_counter() - t0) * 1000)
+            if response.status != 200:
+                with lock:
+                    errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    lat = np.array(latencies)
+    return {"p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99)), "rps": len(lat) / elapsed, "calls": len(lat),
+            "errors": errors[0]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    args = parser.parse_args(argv)
+
+    workloads = requests_by_endpoint(Settings())
+    results: dict[tuple[str, str, int], dict] = {}
+    for offset, (name, env_extra) in enumerate(CONFIGS.items()):
+        port = args.port + offset
+        server = start_server(name, env_extra, port)
+        try:
+            for endpoint, bodies in workloads.items():
+                run_cell(port, bodies[:20], seconds=1.0, concurrency=1)  # warm-up
+                for concurrency in args.concurrency:
+                    row = run_cell(port, bodies, seconds=args.seconds, concurrency=concurrency)
+                    results[(name, endpoint, concurrency)] = row
+                    print(json.dumps({"config": name, "endpoint": endpoint, "concurrency": concurrency,
+                                      **{k: round(v, 2) for k, v in row.items()}}), flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    base, other = list(CONFIGS)
+    lines = [f"{os.cpu_count()} CPUs, {args.seconds:g} s per cell, embedded int8 ONNX, full catalogue", "",
+             (f"| endpoint | clients | {base} p50 / p95 / p99 ms | rps | {other} p50 / p95 / p99 ms | rps "
+              "| p50 ratio | errors |"),
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for endpoint in workloads:
+        for concurrency in args.concurrency:
+            a, b = results[(base, endpoint, concurrency)], results[(other, endpoint, concurrency)]
+            lines.append(f"| {endpoint} | {concurrency} | {a['p50_ms']:.1f} / {a['p95_ms']:.1f} / {a['p99_ms']:.1f} "
+                         f"| {a['rps']:.0f} | {b['p50_ms']:.1f} / {b['p95_ms']:.1f} / {b['p99_ms']:.1f} "
+                         f"| {b['rps']:.0f} | {a['p50_ms'] / b['p50_ms']:.2f}x | {a['errors'] + b['errors']} |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
