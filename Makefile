@@ -40,6 +40,13 @@ system-deps:
 compose-check: system-deps
 	bash .ci/compose-check.sh
 
+# The benchmarks behind the figures in docs/indexing.md and docs/serving.md (≈ 15 min on an idle 2-core machine).
+bench: install system-deps
+	$(BIN)/python bench/index_choice.py --items 54667 --queries 1000
+	$(BIN)/python -m bench.endpoints --seconds 10 --concurrency 1 4
+	$(BIN)/python -m bench.triton_vs_embedded
+	$(BIN)/python bench/freshness/run.py --rates 100,200,250,300,400,500 --seconds 20 --items 2000 --indexer-no-spin
+
 test: install system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 	$(MAKE) compose-check

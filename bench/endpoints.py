@@ -74,7 +74,8 @@ def requests_by_endpoint(settings: Settings) -> dict[str, list[tuple[str, dict]]
         "retrieve k=20": [("/v1/retrieve", {"query": q, "k": 20}) for q, _ in groups],
         "rank (labelled, ~7)": [("/v1/rank", {"query": q, "items": items(g[["item_id", "title"]].to_numpy())})
                                 for q, g in groups],
-        "rank 50 candidates": [("/v1/rank", {"query": q, "items": items(titles[rng.choice(len(titles), 50)])})
+        "rank 50 candidates": [("/v1/rank", {"query": q, "items": items(titles[rng.choice(len(titles), 50,
+                                                                                          replace=False)])})
                                for q, _ in groups[:300]],
         "keyphrases k=20": [("/v1/keyphrases/recommend", {"item_id": str(i), "k": 20})
                             for i in rng.permutation(titles[:, 0])[:5000]],

@@ -4,12 +4,13 @@ Runs the service's own ``FaissIndex`` (flat / IVF + hashtable direct map / HNSW 
 filter), each also as a Matryoshka funnel (``MatryoshkaFunnelIndex``: the ANN index over the
 64-d cut, its shortlist of 8 × k rescored with the full vectors), on *real* embeddings:
 catalogue titles through the served item encoder, test-split search terms through the query
-side, both cached under ``var/bench/`` so a re-run only measures the indexes. Each candidate goes through the same churn: build from the first 90 %,
-then upsert 10 % new items, re-upsert 10 % changed items (new title → new vector) and delete
-5 % — recall is measured after the churn against exact search over the live set, and the
-size is that of the index's own snapshot files (what it holds in memory, give or take).
+side, both cached under ``var/bench/`` so a re-run only measures the indexes. Each candidate
+goes through the same churn: build from the first 90 %, then upsert 10 % new items, re-upsert
+10 % changed items (new title → new vector) and delete 5 % — recall is measured after the churn
+against exact search over the live set, and the size is that of the index's own snapshot files
+(what it holds in memory, give or take).
 
-    .venv/bin/python bench/index_choice.py --items 20000 --queries 1000
+    .venv/bin/python bench/index_choice.py --items 54667 --queries 1000
 """
 
 from __future__ import annotations
