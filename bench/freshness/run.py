@@ -40,6 +40,7 @@ from kafka import KafkaProducer  # noqa: E402
 
 from indexer.events import UpsertEvent, encode_event  # noqa: E402
 from service.catalogue import load_catalogue  # noqa: E402
+from service.index.factory import index_layout  # noqa: E402
 from service.kafka_admin import ensure_topics  # noqa: E402
 from service.replication import start_replication  # noqa: E402
 from service.runtime import build_runtime  # noqa: E402
@@ -178,7 +179,7 @@ def main() -> None:
         catalogue = load_catalogue(settings.data_dir, limit=args.items)
         runtime = build_runtime(settings)
         print(f"encoder {runtime.encoder.model_version} ({runtime.encoder.card.get('precision', '?')}), "
-              f"dim {settings.embedding_dim}, index {settings.index_kind}, {len(runtime.items)} seed items", flush=True)
+              f"index {index_layout(settings)}, {len(runtime.items)} seed items", flush=True)
         raw = embedding_throughput(runtime.encoder, catalogue.item_titles)
         print(f"raw encoder throughput (texts/s by batch size, this process, 2 threads): {raw}", flush=True)
 
