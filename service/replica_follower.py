@@ -256,7 +256,7 @@ class ReplicaFollower:
             with np.load(target / "versions.npz") as arrays:
                 versions = dict(zip(arrays["vids"].tolist(), arrays["versions"].tolist()))
             docs = json.loads((target / "docs.json").read_text())
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:  # RuntimeError: FAISS could not read it
             log.warning("replica snapshot %s unusable (%s); replaying the log", target, exc)
             return None
         self.state = FollowerState(versions=versions, offsets={int(p): o for p, o in meta["offsets"].items()})

@@ -106,11 +106,14 @@ def encode_all(encoder: Encoder, texts: Sequence[str], *, kind: str, batch: int,
 
 def load_or_build_index(settings: Settings, *, name: str, meta: dict, build: Callable[[], tuple]) -> VectorIndex:
     """Restore ``state_dir/<name>.faiss`` when its sidecar matches ``meta`` and the layout, else build and
-    snapshot it."""
+    snapshot it. A snapshot that matches but does not load (torn by a crash, unreadable) is rebuilt too."""
     path = settings.state_dir / f"{name}.faiss"
     if restorable(settings, path, meta):
         log.info("restoring %s index from %s", name, path)
-        return restore_index(settings, path)
+        try:
+            return restore_index(settings, path)
+        except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: FAISS could not read the bytes
+            log.warning("%s index snapshot %s does not load (%s); rebuilding it", name, path, exc)
     ids, vectors = build()
     index = make_index(settings)
     index.upsert(ids, vectors)

@@ -5,7 +5,8 @@ orders the catalogue roughly right; only the fine order needs all 384 dimensions
 ANN structure (flat / IVF / HNSW, ``FaissIndex``) at the short cut and the full vectors in float16
 beside it, takes ``shortlist_factor × k`` candidates from the short cut and returns the top k by
 full-dimension inner product ("adaptive retrieval", Kusupati et al., Matryoshka Representation
-Learning, 2022). Callers see an index of the full dimension: same vectors in, same cosine scores out.
+Learning, 2022). Callers see an index of the full dimension: the same vectors in, the same cosine
+scores out (to float16 precision, ~1e-3).
 
 Written by hand because FAISS's own ``IndexRefine`` cannot remove ids (it raises on ``remove_ids``),
 and items are deleted and re-embedded all the time. The full vectors live in an

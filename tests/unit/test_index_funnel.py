@@ -132,3 +132,28 @@ def test_settings_choose_the_layout_and_a_snapshot_of_another_layout_is_rebuilt(
     assert not restorable(funnel_settings, path, {"encoder": "encoder:2"})
     assert not restorable(plain_settings, path, {"encoder": "encoder:1"})
     assert len(restore_index(funnel_settings, path)) == 5
+
+
+def test_start_up_restores_a_good_snapshot_and_rebuilds_a_torn_one_or_another_layout(tmp_path) -> None:
+    from service.runtime import load_or_build_index
+
+    builds = []
+
+    def build():
+        builds.append(1)
+        return np.arange(40), matryoshka_like(np.random.default_rng(len(builds)), 40)
+
+    funnel_settings = Settings(embedding_dim=DIM, index_shortlist_dim=CUT, state_dir=tmp_path)
+    meta = {"encoder": "encoder:1"}
+    first = load_or_build_index(funnel_settings, name="items", meta=meta, build=build)
+    again = load_or_build_index(funnel_settings, name="items", meta=meta, build=build)
+    assert len(builds) == 1 and len(again) == len(first) == 40
+
+    first.shortlist.delete(np.arange(5))  # a crash after the short part was rewritten, before the rest
+    first.shortlist.snapshot(shortlist_path(tmp_path / "items.faiss"), meta={})
+    rebuilt = load_or_build_index(funnel_settings, name="items", meta=meta, build=build)
+    assert len(builds) == 2 and len(rebuilt) == 40
+
+    plain_settings = Settings(embedding_dim=DIM, index_shortlist_dim=0, state_dir=tmp_path)
+    plain = load_or_build_index(plain_settings, name="items", meta=meta, build=build)
+    assert len(builds) == 3 and isinstance(plain, FaissIndex)
