@@ -43,6 +43,9 @@ def test_report_runs_every_section_on_real_models(tmp_path, model_repo):
     recall = result.figures["recall"]["zero-shot"]
     assert all(0.0 <= recall[d] <= 1.0 for d in config.dims)
     assert recall[384] >= recall[64] - 0.1  # cuts lose little or something is off (e.g. no re-normalisation)
+    # the served funnel: with 300 products an 8 × 100 shortlist holds them all, so it is 384-d search (fp16)
+    served = result.figures["recall_funnel"]["zero-shot"]
+    assert abs(served - recall[384]) <= 0.02 and "As served" in text
     curve = result.figures["tradeoff"]
     assert list(curve["w"]) == list(np.linspace(0.0, 1.0, config.sweep_points))
     assert result.figures["keyphrases"]["items"] == 4

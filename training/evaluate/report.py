@@ -39,7 +39,7 @@ from training.evaluate.keyphrase_eval import evaluate_keyphrases, keyphrase_runt
 from training.evaluate.metrics import ndcg_at_k, pearson_r
 from training.evaluate.ranker_compare import compare_rankers, ranker_artifacts
 from training.evaluate.ranking_report import Row, add_baselines, ranker_row, train_mean_row
-from training.evaluate.retrieval import catalogue_recall, exact_items_by_query, ranx_recall
+from training.evaluate.retrieval import catalogue_recall, exact_items_by_query, funnel_recall, ranx_recall
 from training.evaluate.task_eval import TASKS, score_in_chunks, task_figures, task_rows
 from training.evaluate.tradeoff import engagement_share, reference_point, sweep
 
@@ -295,12 +295,23 @@ def section_retrieval(ctx: Context) -> str:
                     if d in zs)
     check = "; ".join(f"{n} {d}-d numpy {a:.4f} / ranx {b:.4f}" for n, d, a, b in checks) or "not run"
     n_exact = sum(len(r) for r in relevant)
+    funnel_line = ""
+    if ctx.settings.funnel_dim:
+        short, factor = ctx.settings.funnel_dim, ctx.settings.index_shortlist_factor
+        served = {name: funnel_recall(emb, ctx.frame, shortlist_dim=short, shortlist_factor=factor, k=k)
+                  for name, emb in systems}
+        funnel_line = (f"- As served (`service/index/funnel.py`: the ANN index holds the {short}-d cut and its "
+                       f"{factor} × k shortlist is rescored at full width): "
+                       + "; ".join(f"{name} {v:.3f} ({_pct(v / recall[name][dims[0]])} of {dims[0]}-d)"
+                                   for name, v in served.items()) + ".\n")
+        ctx.figures["recall_funnel"] = served
     return (f"## 3. Retrieval over the whole catalogue\n\nFor each of the {len(queries):,} distinct "
             f"{ctx.config.split} queries with at least one exact item (label 2: human mean ≥ 2.5; "
             f"{n_exact:,} exact judgements), the query searches all {len(ctx.catalogue_ids):,} products "
             f"(FAISS IndexFlatIP over unit vectors: exact cosine search) and recall@{k} is the share of its "
             f"exact items in the top {k}, averaged over queries.\n\n" + table +
             f"\n\n- Zero-shot against the figures in data/README.md: {ref}.\n"
+            + funnel_line +
             f"- Recall computed with numpy, cross-checked with ranx: {check}.\n\n"
             "![recall vs dimension](recall_by_dim.png)\n")
 
