@@ -280,8 +280,8 @@ def eval_retrieval_command(
         for d in cuts:
             typer.echo(f"{student.name}{label} {split} recall@{k} {d}-d {recall[d]:.4f} "
                        f"({recall[d] / recall[cuts[0]]:.1%} of {cuts[0]}-d)")
-        if funnel and settings.index_shortlist_dim and label == "":
-            short, factor = settings.index_shortlist_dim, settings.index_shortlist_factor
+        if funnel and settings.funnel_dim and label == "":
+            short, factor = settings.funnel_dim, settings.index_shortlist_factor
             got = funnel_recall(variant, frame, shortlist_dim=short, shortlist_factor=factor, k=k)
             typer.echo(f"{student.name} {split} recall@{k} funnel {short}-d x{factor} -> "
                        f"{variant.item_vectors.shape[1]}-d {got:.4f} ({got / recall[cuts[0]]:.1%} of {cuts[0]}-d)")

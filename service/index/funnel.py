@@ -47,8 +47,10 @@ class MatryoshkaFunnelIndex:
         if shortlist_factor < 1:
             raise ValueError(f"shortlist_factor must be at least 1, got {shortlist_factor}")
         self.dim, self.shortlist_dim, self.shortlist_factor = dim, shortlist_dim, shortlist_factor
-        self.shortlist = shortlist or FaissIndex(shortlist_dim, kind=kind, nlist=nlist, nprobe=nprobe,
-                                                 ef_search=ef_search, hnsw_m=hnsw_m)
+        if shortlist is None:  # not `or`: an empty index is falsy (it has a __len__)
+            shortlist = FaissIndex(shortlist_dim, kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search,
+                                   hnsw_m=hnsw_m)
+        self.shortlist = shortlist
         self.kind = self.shortlist.kind
         self._full = faiss.IndexIDMap2(
             faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))

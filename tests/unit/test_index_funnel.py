@@ -105,6 +105,14 @@ def test_snapshot_restores_both_parts(tmp_path, kind: str) -> None:
     assert (restored.kind, restored.shortlist_dim, len(restored)) == (kind, CUT, len(funnel))
 
 
+def test_an_empty_snapshot_restores_with_its_kind(tmp_path) -> None:
+    MatryoshkaFunnelIndex(DIM, shortlist_dim=CUT, kind="ivf").snapshot(tmp_path / "empty", meta={})
+    restored = MatryoshkaFunnelIndex.restore(tmp_path / "empty")
+    assert (restored.kind, len(restored)) == ("ivf", 0)
+    restored.upsert(np.arange(50), matryoshka_like(np.random.default_rng(0), 50))  # IVF trains on its first batch
+    assert len(restored) == 50 and restored.search(matryoshka_like(np.random.default_rng(1), 1), 3)[1][0, 0] >= 0
+
+
 def test_a_torn_snapshot_is_refused(tmp_path) -> None:
     path = tmp_path / "items.faiss"
     funnel = MatryoshkaFunnelIndex(DIM, shortlist_dim=CUT)
