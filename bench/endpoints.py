@@ -22,12 +22,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.closed_loop import closed_loop
 from service.settings import Settings
 from training.data import labelled_pairs, split_frame
 
@@ -84,39 +84,26 @@ def requests_by_endpoint(settings: Settings) -> dict[str, list[tuple[str, dict]]
 
 def run_cell(port: int, bodies: list[tuple[str, dict]], *, seconds: float, concurrency: int) -> dict:
     """Closed-loop load; each request body is used at most once per cell (cycled only if the cell outruns them)."""
-    cursor = iter(range(10**12))
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
+    cursor = iter(range(10**12))  # next() on a range iterator is atomic under the GIL: threads share it
+    errors: list[int] = []
 
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine = []
-        while time.monotonic() < stop_at:
+    def make_call():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # one keep-alive connection per thread
+
+        def call() -> None:
             path, body = bodies[next(cursor) % len(bodies)]
-            t0 = time.perf_counter()
             conn.request("POST", path, body=json.dumps(body), headers={"content-type": "application/json"})
             response = conn.getresponse()
             response.read()
-            mine.append((time.perf_counter() - t0) * 1000)
             if response.status != 200:
-                with lock:
-                    errors[0] += 1
-        with lock:
-            latencies.extend(mine)
+                errors.append(response.status)
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - started
-    lat = np.array(latencies)
-    return {"p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
-            "p99_ms": float(np.percentile(lat, 99)), "rps": len(lat) / elapsed, "calls": len(lat),
-            "errors": errors[0]}
+        return call
+
+    latencies, elapsed = closed_loop(make_call, concurrency=concurrency, seconds=seconds)
+    return {"p50_ms": float(np.percentile(latencies, 50)), "p95_ms": float(np.percentile(latencies, 95)),
+            "p99_ms": float(np.percentile(latencies, 99)), "rps": len(latencies) / elapsed,
+            "calls": len(latencies), "errors": len(errors)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import platform
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench.closed_loop import closed_loop
 from service.catalogue import load_catalogue
 from service.inference.factory import make_backend, make_encoder, make_pair_scorer
 from service.settings import Settings
@@ -71,25 +70,9 @@ def workload(settings: Settings, model: str, batch: int, texts: list[str], queri
 def measure(call, *, concurrency: int, seconds: float, batch: int) -> Result:
     for _ in range(3):
         call()
-    latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    deadline = time.perf_counter() + seconds
-
-    def loop(slot: int) -> None:
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            call()
-            latencies[slot].append(time.perf_counter() - start)
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    flat = np.array([x for per_thread in latencies for x in per_thread]) * 1000
-    return Result(float(np.percentile(flat, 50)), float(np.percentile(flat, 95)), len(flat) * batch / elapsed,
-                  len(flat))
+    latencies, elapsed = closed_loop(lambda: call, concurrency=concurrency, seconds=seconds)
+    return Result(float(np.percentile(latencies, 50)), float(np.percentile(latencies, 95)),
+                  len(latencies) * batch / elapsed, len(latencies))
 
 
 def table(results: dict[tuple[str, Cell], Result], cells: list[Cell]) -> str:
