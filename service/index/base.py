@@ -1,7 +1,8 @@
 """The index seam: a mutable vector index keyed by stable int64 ids (inner product on unit vectors).
 
-Implementations: ``faiss_index.FaissIndex`` (flat / IVF-hashtable / HNSW) and
-``exact.ExactIndex`` (numpy brute force, the reference for congruence tests).
+Implementations: ``faiss_index.FaissIndex`` (flat / IVF-hashtable / HNSW), ``funnel.MatryoshkaFunnelIndex``
+(a ``FaissIndex`` over the 64-d cut whose shortlist is rescored at full width; the default layout, chosen
+by ``factory.make_index``) and ``exact.ExactIndex`` (numpy brute force, the reference for congruence tests).
 """
 
 from __future__ import annotations
