@@ -12,17 +12,22 @@ once per report as a cross-check.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import faiss
 import numpy as np
 import pandas as pd
+
+from service.index.funnel import MatryoshkaFunnelIndex
 
 
 def exact_items_by_query(frame: pd.DataFrame, *, exact_label: int = 2) -> dict[str, set[str]]:
     """query → the item ids judged exact for it; queries without an exact item are left out."""
     exact = frame[frame["label"] == exact_label]
     return {q: set(group["item_id"]) for q, group in exact.groupby("query", sort=True)}
+
+
+Search = Callable[[np.ndarray, np.ndarray, int], np.ndarray]  # (queries, items, k) -> item rows, -1 = none
 
 
 def search_top_k(query_vectors: np.ndarray, item_vectors: np.ndarray, k: int, *, threads: int = 2) -> np.ndarray:
@@ -46,10 +51,23 @@ def recall_at_k(retrieved: Sequence[Sequence[str]], relevant: Sequence[set[str]]
     return out
 
 
+def funnel_search(shortlist_dim: int, shortlist_factor: int) -> Search:
+    """A ``Search`` through the service's Matryoshka funnel (``service/index/funnel.py``): the ANN index over
+    the ``shortlist_dim`` cut, its ``shortlist_factor × k`` shortlist rescored at the vectors' full width."""
+    def search(query_vectors: np.ndarray, item_vectors: np.ndarray, k: int) -> np.ndarray:
+        index = MatryoshkaFunnelIndex(item_vectors.shape[1], shortlist_dim=shortlist_dim,
+                                      shortlist_factor=shortlist_factor)
+        index.upsert(np.arange(len(item_vectors)), item_vectors)  # ids = rows
+        return index.search(query_vectors, k)[1]
+
+    return search
+
+
 def catalogue_recall(query_vectors: np.ndarray, item_vectors: np.ndarray, item_ids: Sequence[str],
-                     relevant: Sequence[set[str]], *, k: int) -> tuple[np.ndarray, list[list[str]]]:
+                     relevant: Sequence[set[str]], *, k: int,
+                     search: Search = search_top_k) -> tuple[np.ndarray, list[list[str]]]:
     """Per-query recall@k over the whole item matrix, and the retrieved ids (for the ranx cross-check)."""
-    rows = search_top_k(query_vectors, item_vectors, k)
+    rows = search(query_vectors, item_vectors, k)
     ids = np.asarray(item_ids, dtype=object)
     retrieved = [ids[r[r >= 0]].tolist() for r in rows]
     return recall_at_k(retrieved, relevant, k), retrieved
@@ -66,29 +84,21 @@ def ranx_recall(queries: Sequence[str], retrieved: Sequence[Sequence[str]], rele
     return float(evaluate(qrels, run, f"recall@{k}"))
 
 
-def recall_by_dim(embeddings, frame: pd.DataFrame, *, dims: Sequence[int], k: int = 100) -> dict[int, float]:
+def recall_by_dim(embeddings, frame: pd.DataFrame, *, dims: Sequence[int], k: int = 100,
+                  search: Search = search_top_k) -> dict[int, float]:
     """Mean catalogue recall@k of ``frame``'s exact items at each Matryoshka cut of an ``EmbeddingSet``."""
     relevant_by_query = exact_items_by_query(frame)
     queries = list(relevant_by_query)
     rows = [embeddings.queries.index(q) for q in queries]
     relevant = [relevant_by_query[q] for q in queries]
     return {d: float(catalogue_recall(embeddings.query_matrix(d)[rows], embeddings.item_matrix(d),
-                                      embeddings.item_ids, relevant, k=k)[0].mean()) for d in dims}
+                                      embeddings.item_ids, relevant, k=k, search=search)[0].mean())
+            for d in dims}
 
 
 def funnel_recall(embeddings, frame: pd.DataFrame, *, shortlist_dim: int, shortlist_factor: int,
                   k: int = 100) -> float:
-    """Mean catalogue recall@k through the service's Matryoshka funnel (``service/index/funnel.py``):
-    the ANN index over the ``shortlist_dim`` cut, its ``shortlist_factor × k`` shortlist rescored at full width."""
-    from service.index.funnel import MatryoshkaFunnelIndex
-
-    relevant_by_query = exact_items_by_query(frame)
-    queries = list(relevant_by_query)
-    rows = [embeddings.queries.index(q) for q in queries]
-    full_dim = embeddings.item_vectors.shape[1]
-    index = MatryoshkaFunnelIndex(full_dim, shortlist_dim=shortlist_dim, shortlist_factor=shortlist_factor)
-    index.upsert(np.arange(len(embeddings.item_ids)), embeddings.item_matrix(full_dim))
-    _, found = index.search(embeddings.query_matrix(full_dim)[rows], k)
-    ids = np.asarray(embeddings.item_ids, dtype=object)
-    retrieved = [ids[r[r >= 0]].tolist() for r in found]
-    return float(recall_at_k(retrieved, [relevant_by_query[q] for q in queries], k).mean())
+    """Mean catalogue recall@k at full width, searched through the served funnel (``funnel_search``)."""
+    full = embeddings.item_vectors.shape[1]
+    search = funnel_search(shortlist_dim, shortlist_factor)
+    return recall_by_dim(embeddings, frame, dims=[full], k=k, search=search)[full]
