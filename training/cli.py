@@ -41,6 +41,8 @@ def train_ranker_command(
     lr: float = typer.Option(5e-5, help="encoder learning rate (peak, linear decay)"),
     head_lr: float = typer.Option(1e-3, help="head learning rate (peak, linear decay)"),
     seed: int = typer.Option(13, help="shuffling and sampling seed"),
+    w_pairwise: float = typer.Option(0.0, help="weight of the RankNet loss within a query (needs --batching group)"),
+    batching: str = typer.Option("length", help="length: similar lengths per batch | group: whole queries per batch"),
 ) -> None:
     """Train a ranker: MiniLM + ordinal head (P(y≥1), P(y≥2)) + CTR/CVR heads (simulated engagement).
 
@@ -54,7 +56,7 @@ def train_ranker_command(
     verify_data(settings.data_dir)
     config = RankerConfig(epochs=epochs, threads=threads, tasks=tasks.split(","), routing=routing,
                           private_layers=private_layers, init_from=str(init_from) if init_from else None,
-                          lr=lr, head_lr=head_lr, seed=seed)
+                          lr=lr, head_lr=head_lr, seed=seed, w_pairwise=w_pairwise, batching=batching)
     train_ranker_from_files(data_dir=settings.data_dir, out_dir=out_dir, config=config, limit=limit or None)
 
 

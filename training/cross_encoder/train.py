@@ -22,7 +22,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from service.ranking.ordinal import cumulative_targets
 from training.base_model import base_model_path
-from training.cross_encoder.losses import engagement_loss, expected_value_loss, ordinal_loss
+from training.cross_encoder.losses import engagement_loss, expected_value_loss, ordinal_loss, pairwise_rank_loss
 from training.cross_encoder.model import UnifiedRanker
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class RankerConfig:
     w_ordinal: float = 1.0
     w_expected: float = 1.0
     w_engagement: float = 0.5
+    w_pairwise: float = 0.0  # RankNet between candidates of the same query (needs batching="group")
+    batching: str = "length"  # length: similar lengths together (fastest); group: whole queries together
     threads: int = 2
     seed: int = 13
     init_from: str | None = None  # a trained ranker artifact to continue from (a further epoch at a lower lr)
@@ -61,6 +63,32 @@ def _length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random
         chunk = order[start : start + mega]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _group_batches(groups: np.ndarray, lengths: np.ndarray, batch_size: int,
+                   rng: np.random.Generator) -> list[np.ndarray]:
+    """Whole groups (a query's candidates) per batch, so a pairwise loss has pairs to compare; groups of
+    similar mean length are packed together, and a group larger than a batch is split."""
+    members = pd.Series(np.arange(len(groups))).groupby(groups).agg(list)
+    order = rng.permutation(len(members))
+    mean_length = np.array([lengths[m].mean() for m in members])
+    mega = max(1, batch_size * 50 // max(1, int(np.mean([len(m) for m in members]))))
+    batches, current = [], []
+    for start in range(0, len(order), mega):
+        chunk = order[start : start + mega]
+        for g in chunk[np.argsort(mean_length[chunk], kind="stable")]:
+            rows = list(rng.permutation(members.iloc[g]))
+            while rows:
+                room = batch_size - len(current)
+                current.extend(rows[:room])
+                rows = rows[room:]
+                if len(current) == batch_size:
+                    batches.append(np.array(current))
+                    current = []
+    if current:
+        batches.append(np.array(current))
     rng.shuffle(batches)
     return batches
 
@@ -86,6 +114,13 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
     if "ctr_mask" not in rows:
         rows = rows.assign(ctr_mask=1.0)
     eng = torch.tensor(rows[["ctr", "cvr", "cvr_mask", "ctr_mask"]].to_numpy(dtype=np.float32))
+    groups = (rows["task"] + "\t" + rows["left"]).factorize()[0]
+    group_ids = torch.tensor(groups, dtype=torch.long)
+    if config.batching not in ("length", "group"):
+        raise ValueError(f"batching must be 'length' or 'group', not {config.batching!r}")
+    if config.w_pairwise and config.batching != "group":
+        raise ValueError("w_pairwise needs batching='group': length-grouped batches almost never hold two "
+                         "candidates of one query")
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.AdamW(
@@ -100,7 +135,9 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
     step, started = 0, time.time()
     bar = tqdm(total=total_steps, desc="ranker", mininterval=10)
     while step < total_steps:
-        for idx in _length_grouped_batches(lengths, config.batch_size, rng):
+        batches = (_group_batches(groups, lengths, config.batch_size, rng) if config.batching == "group"
+                   else _length_grouped_batches(lengths, config.batch_size, rng))
+        for idx in batches:
             if step >= total_steps:
                 break
             batch = tokenizer([lefts[i] for i in idx], [rights[i] for i in idx], truncation=True,
@@ -111,6 +148,8 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
                 + config.w_expected * expected_value_loss(rel_logits, relevance[idx])
                 + config.w_engagement * engagement_loss(eng_logits, *eng[idx].unbind(1))
             )
+            if config.w_pairwise:
+                loss = loss + config.w_pairwise * pairwise_rank_loss(rel_logits, relevance[idx], group_ids[idx])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
