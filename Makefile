@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the CPU build that lies on this machine kind's disk (any other spelling pulls CUDA builds).
 TORCH := torch==2.13.0
 
-.PHONY: run serve prepare install install-serve test system-deps compose-check bench eval report students rankers ranker-full recipe recipe-quick clean
+.PHONY: run serve prepare install install-serve lint test system-deps compose-check bench eval report students rankers ranker-full recipe recipe-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,11 @@ bench: install system-deps
 	$(BIN)/python -m bench.triton_vs_embedded
 	$(BIN)/python bench/freshness/run.py --rates 100,200,250,300,400,500 --seconds 20 --items 2000 --indexer-no-spin
 
-test: install system-deps
+# Lint rules in pyproject.toml ([tool.ruff.lint]); `make test` runs it first.
+lint: install
+	$(BIN)/ruff check .
+
+test: install system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 	$(MAKE) compose-check
 

@@ -149,7 +149,7 @@ def main() -> None:
         row = run_candidate(name, index, ids, vectors, changed_vectors, plan, queries, truth, args.k)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| index | recall@%d | p50 ms | p99 ms | build s | upserts/s | delete 5%% ms | snapshot MB |" % args.k)
+    print(f"\n| index | recall@{args.k} | p50 ms | p99 ms | build s | upserts/s | delete 5% ms | snapshot MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['index']} | {r['recall@k']:.3f} | {r['p50_ms']} | {r['p99_ms']} | {r['build_s']} "

@@ -76,8 +76,8 @@ def measure(call, *, concurrency: int, seconds: float, batch: int) -> Result:
 
 
 def table(results: dict[tuple[str, Cell], Result], cells: list[Cell]) -> str:
-    lines = ["| model | batch | threads | embedded p50 / p95 ms | embedded rows/s | Triton p50 / p95 ms | Triton rows/s "
-             "| Triton / embedded p50 | Triton / embedded rows/s |",
+    lines = [("| model | batch | threads | embedded p50 / p95 ms | embedded rows/s | Triton p50 / p95 ms | Triton rows/s "
+              "| Triton / embedded p50 | Triton / embedded rows/s |"),
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for cell in cells:
         e, t = results[("embedded", cell)], results[("triton", cell)]

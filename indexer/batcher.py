@@ -11,8 +11,8 @@ the batch is durable.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from indexer.events import DeleteEvent, UpsertEvent
 

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from service.settings import Settings
 from service.store.base import ItemDocument
@@ -28,7 +36,7 @@ class EventLimits:
     max_item_id_chars: int = 128
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "EventLimits":
+    def from_settings(cls, settings: Settings) -> EventLimits:
         return cls(settings.max_event_bytes, settings.max_text_chars, settings.max_attributes,
                    settings.max_item_id_chars)
 
@@ -89,7 +97,7 @@ class DeleteEvent(_Event):
     type: Literal["delete"]
 
 
-ItemEvent = Annotated[Union[UpsertEvent, DeleteEvent], Field(discriminator="type")]
+ItemEvent = Annotated[UpsertEvent | DeleteEvent, Field(discriminator="type")]
 _ADAPTER: TypeAdapter[UpsertEvent | DeleteEvent] = TypeAdapter(ItemEvent)
 
 

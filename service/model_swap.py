@@ -30,7 +30,8 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -127,7 +128,7 @@ class ModelSwapWatcher:
         self._owned: list[InferenceBackend] = []  # backends made here that the runtime does not close
         self._indexed_encoder: str | None = None  # the encoder version the serving indexes were built with
 
-    def start(self) -> "ModelSwapWatcher":
+    def start(self) -> ModelSwapWatcher:
         self._thread = threading.Thread(target=self._run, name="model-swap", daemon=True)
         self._thread.start()
         return self
@@ -138,7 +139,7 @@ class ModelSwapWatcher:
                 self.check_once()
             except DependencyUnavailable as exc:
                 log.warning("model swap: poll skipped: %s", exc.message)
-            except Exception:  # noqa: BLE001 - the watcher must outlive one bad poll; the old models keep serving
+            except Exception:  # the watcher must outlive one bad poll; the old models keep serving
                 log.exception("model swap: poll failed")
 
     def stop(self, *, timeout_s: float = 30.0) -> None:

@@ -18,9 +18,9 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
@@ -117,7 +117,7 @@ class ReplicaFollower:
                     self.snapshot()
                 if time.monotonic() - self._lag_at >= 5.0:
                     self._update_lag()
-        except Exception as exc:  # noqa: BLE001 - kept for start()/health; the replica stops following
+        except Exception as exc:  # kept for start()/health; the replica stops following
             log.exception("replica follower stopped")
             self.error = exc
         finally:

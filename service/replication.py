@@ -12,9 +12,10 @@ design in docs/indexing.md).
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Literal, Protocol
+from typing import Literal, Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError

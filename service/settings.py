@@ -22,7 +22,7 @@ class WeightProfile(BaseModel):
     cvr: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
-    def _not_all_zero(self) -> "WeightProfile":
+    def _not_all_zero(self) -> WeightProfile:
         if self.relevance + self.ctr + self.cvr <= 0:
             raise ValueError("at least one weight must be positive")
         return self

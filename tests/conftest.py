@@ -8,9 +8,9 @@ store, the first 2,000 catalogue items and every keyphrase, state in a temp dir)
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from fastapi import FastAPI

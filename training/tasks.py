@@ -109,7 +109,7 @@ def query_query_rows(pairs: pd.DataFrame, *, max_rows: int | None = 6_000, negat
     joined = joined.assign(relevance=np.minimum(joined["relevance_a"], joined["relevance_b"]))
     sharing = joined.groupby(["query_a", "query_b"], sort=True)["relevance"].max().reset_index()
     queries = np.sort(pairs["query"].unique())
-    wanted = int(round(len(sharing) * negatives_per_positive))
+    wanted = round(len(sharing) * negatives_per_positive)
     negatives = pd.DataFrame(columns=["query_a", "query_b", "relevance"])
     if wanted and len(queries) > 2:
         draws = rng.choice(len(queries), size=(wanted * 2 + 16, 2))

@@ -7,7 +7,7 @@ Python objects first (measured 1.14× slower for a 200-item ``RankResponse``). E
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry

@@ -16,8 +16,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.errors import (DependencyUnavailable, InvalidInput, NotFound, PayloadTooLarge, ShopRankError,
-                            StaleVersion, Unauthorized, UnknownProfile)
+from service.errors import (
+    DependencyUnavailable,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    ShopRankError,
+    StaleVersion,
+    Unauthorized,
+    UnknownProfile,
+)
 
 log = logging.getLogger(__name__)
 

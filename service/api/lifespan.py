@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Callable
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -62,7 +62,7 @@ class RuntimeHolder:
                 if self._closed or self._stop.wait(delay_s):
                     return
                 delay_s = min(delay_s * 2, 30.0)
-            except Exception as exc:  # noqa: BLE001 - reported through /readyz and the log
+            except Exception as exc:  # reported through /readyz and the log
                 log.exception("start-up failed")
                 self.error = f"{type(exc).__name__}: {exc}"
                 return

@@ -67,7 +67,7 @@ class ExactIndex:
         write_sidecar(Path(path), info)
 
     @classmethod
-    def restore(cls, path: Path) -> "ExactIndex":
+    def restore(cls, path: Path) -> ExactIndex:
         info = read_sidecar(Path(path))
         if info is None:
             raise FileNotFoundError(f"no snapshot with sidecar at {path}")

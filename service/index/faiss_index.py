@@ -149,7 +149,7 @@ class FaissIndex:
         write_sidecar(Path(path), info)
 
     @classmethod
-    def restore(cls, path: Path, *, nlist: int = 256, nprobe: int = 32, ef_search: int = 64) -> "FaissIndex":
+    def restore(cls, path: Path, *, nlist: int = 256, nprobe: int = 32, ef_search: int = 64) -> FaissIndex:
         info = read_sidecar(Path(path))
         if info is None:
             raise FileNotFoundError(f"no snapshot with sidecar at {path}")

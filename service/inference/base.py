@@ -8,8 +8,9 @@ returns numpy outputs. Two real implementations exist: embedded ONNX Runtime
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Protocol
 
 import numpy as np
 

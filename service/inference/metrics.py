@@ -11,7 +11,7 @@ registry too (the indexer's metrics server).
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram

@@ -6,9 +6,9 @@ evaluation) is independent of whether ONNX Runtime or Triton runs the model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -7,8 +7,8 @@ default) and ``length_sorted_chunks`` groups texts of similar length into sub-ba
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import tritonclient.grpc as grpcclient

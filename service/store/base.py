@@ -7,7 +7,8 @@ Implementations: ``memory.MemoryStore`` (in process, the embedded default) and
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 

@@ -8,7 +8,7 @@ keyphrase recommendation cache. One lock makes each batch call atomic.
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from service.catalogue import stable_id
 from service.store.base import CachedRecommendations, ItemDocument

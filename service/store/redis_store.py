@@ -17,7 +17,7 @@ replicated primary; Redis Cluster would need a hash tag per item (see docs/index
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import redis
 

@@ -6,8 +6,8 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 

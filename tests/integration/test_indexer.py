@@ -13,8 +13,18 @@ from collections import Counter
 import pytest
 
 from service.store.redis_store import RedisStore
-from tests.integration.nrt_helpers import (committed, delete, expected_final, nrt_settings, produce, read_topic,
-                                           running_indexer, upsert, vector_log, wait_until)
+from tests.integration.nrt_helpers import (
+    committed,
+    delete,
+    expected_final,
+    nrt_settings,
+    produce,
+    read_topic,
+    running_indexer,
+    upsert,
+    vector_log,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +98,7 @@ def test_dead_letters_carry_the_reason_and_valid_neighbours_apply(settings, stor
     reasons = {rec.key: dict(rec.headers)["reason"].decode() for rec in dead}
     assert reasons == {b"x1": "undecodable", b"x2": "invalid", b"x3": "oversized", b"other": "key_mismatch",
                        b"x5": "empty"}
-    originals = {key: value for key, value in bad}
+    originals = dict(bad)
     for rec in dead:
         assert rec.value == originals[rec.key]  # the original bytes, untouched
         headers = dict(rec.headers)

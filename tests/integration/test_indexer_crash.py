@@ -24,8 +24,16 @@ import pytest
 
 from service.settings import Settings
 from service.store.redis_store import RedisStore
-from tests.integration.nrt_helpers import (committed, delete, expected_final, nrt_settings, produce, upsert,
-                                           vector_log, wait_until)
+from tests.integration.nrt_helpers import (
+    committed,
+    delete,
+    expected_final,
+    nrt_settings,
+    produce,
+    upsert,
+    vector_log,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +126,7 @@ def test_kill_9_mid_batch_then_restart_applies_every_event_once(seed, kill_at_st
     by_item: dict[str, list[int]] = defaultdict(list)
     for rec in log:
         by_item[rec.item_id].append(rec.version)
-    for item_id, (version, title) in final.items():
+    for item_id, (version, _title) in final.items():
         seen = by_item[item_id]
         assert seen == sorted(seen), f"{item_id}: versions out of order in the vector log {seen}"
         assert seen[-1] == version

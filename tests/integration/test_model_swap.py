@@ -20,6 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Self
 from unittest import mock
 
 import httpx
@@ -120,7 +121,7 @@ class Load:
         self.threads = [threading.Thread(target=self._read, args=(i,)) for i in range(readers)]
         self.threads.append(threading.Thread(target=self._write))
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Self:
         for thread in self.threads:
             thread.start()
         return self

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
+from service import pipelines
 from service.api.app import create_app
 from service.replication import start_replication
 from service.runtime import build_runtime
-from service import pipelines
 from tests.conftest import serving
 from tests.integration.nrt_helpers import delete, nrt_settings, produce, running_indexer, upsert, wait_until
 
@@ -91,7 +91,7 @@ def test_two_replicas_follow_the_same_changes(settings) -> None:
         produce(settings, [upsert(item, 1, title) for item, title in titles.items()])
         produce(settings, [delete("pair-0", 2)])
         for client in (first, second):
-            wait_until(lambda: all(top_id(client, t) == i for i, t in titles.items() if i != "pair-0"),
+            wait_until(lambda client=client: all(top_id(client, t) == i for i, t in titles.items() if i != "pair-0"),
                        what="every replica serves the new items")
             assert "pair-0" not in [x["id"] for x in retrieve(client, titles["pair-0"], k=20)]
 

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.settings import Settings
 from tests.conftest import API_KEY, embedded_settings, serving
-from tests.integration.test_api import *  # noqa: F401,F403 - the same end-to-end tests
-from tests.integration.test_api_bad_input import *  # noqa: F401,F403 - the same bad-input tests
+from tests.integration.test_api import *  # noqa: F403 - the same end-to-end tests
+from tests.integration.test_api_bad_input import *  # noqa: F403 - the same bad-input tests
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RANK = {"query": "angle bracket", "items": [{"id": "100001", "title": "Simpson Strong-Tie 12-Gauge Angle"}]}

@@ -19,6 +19,7 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
+from typing import Self
 
 import tritonclient.grpc as grpcclient
 
@@ -72,7 +73,7 @@ class TritonServer:
         env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
         return env
 
-    def start(self) -> "TritonServer":
+    def start(self) -> TritonServer:
         binary = _pytriton_dir() / "bin" / "tritonserver"
         args = [str(binary), "--model-repository", str(self.repo), "--backend-directory", str(self.backends),
                 "--model-control-mode", "poll", "--repository-poll-secs", str(self.poll_s),
@@ -109,7 +110,7 @@ class TritonServer:
         finally:
             client.close()
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -88,7 +88,7 @@ def test_hnsw_compact_keeps_results_and_drops_tombstones() -> None:
 
 def test_search_on_empty_index_returns_missing_slots() -> None:
     for kind in ("flat", "ivf", "hnsw"):
-        scores, ids = FaissIndex(DIM, kind=kind).search(unit_vectors(np.random.default_rng(0), 2), 5)
+        _, ids = FaissIndex(DIM, kind=kind).search(unit_vectors(np.random.default_rng(0), 2), 5)
         assert ids.shape == (2, 5) and (ids == -1).all()
 
 

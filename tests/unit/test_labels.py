@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from training.labels.cache import JudgementCache, judgement_key
-from training.labels.distribution import label_distribution, reweight_to_target, rethreshold_to_target
+from training.labels.distribution import label_distribution, rethreshold_to_target, reweight_to_target
 from training.labels.prompt import build_messages, parse_answer, soft_label_from_logprobs
 from training.labels.run import adjust_distribution, human_teacher_labels
 

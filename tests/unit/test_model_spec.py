@@ -8,8 +8,17 @@ from pathlib import Path
 import pytest
 
 from training.export.python_backend import MODEL_PY, python_backend_repository
-from training.export.spec import (InvalidModelConfig, ModelSpec, TensorConfig, encoder_spec, from_pbtxt, ranker_spec,
-                                  read_config, to_pbtxt, write_config)
+from training.export.spec import (
+    InvalidModelConfig,
+    ModelSpec,
+    TensorConfig,
+    encoder_spec,
+    from_pbtxt,
+    ranker_spec,
+    read_config,
+    to_pbtxt,
+    write_config,
+)
 
 REPO = Path(__file__).resolve().parents[2] / "model_repo"
 

@@ -17,6 +17,9 @@ def test_rotation_is_orthogonal_keeps_cosines_and_orders_energy():
     assert np.allclose(rotated @ rotated.T, vectors @ vectors.T, atol=1e-5)
     energy = (rotated ** 2).mean(axis=0)
     assert np.all(np.diff(energy) <= 1e-6)
-    kept = lambda v: np.linalg.norm(v[:, :4], axis=1).mean()
+
+    def kept(v: np.ndarray) -> float:
+        return np.linalg.norm(v[:, :4], axis=1).mean()
+
     assert kept(rotated) > kept(vectors) + 0.3
     assert matryoshka_cut(rotated, 4).shape == (500, 4)

@@ -21,7 +21,7 @@ def judgements(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
 
 
 def by_pair(rows: pd.DataFrame) -> dict[frozenset, float]:
-    return {frozenset((l, r)): v for l, r, v in zip(rows["left"], rows["right"], rows["relevance"])}
+    return {frozenset((left, right)): v for left, right, v in zip(rows["left"], rows["right"], rows["relevance"])}
 
 
 def test_item_item_rule_is_the_min_of_both_judgements_and_drops_uninformative_pairs():

@@ -10,8 +10,8 @@ ensemble uses the mean of the variants' cumulative probabilities, which keeps ra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

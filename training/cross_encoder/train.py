@@ -22,7 +22,12 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from service.ranking.ordinal import cumulative_targets
 from training.base_model import base_model_path
-from training.cross_encoder.losses import engagement_loss, expected_value_loss, ordinal_loss, pairwise_rank_loss
+from training.cross_encoder.losses import (
+    engagement_loss,
+    expected_value_loss,
+    ordinal_loss,
+    pairwise_rank_loss,
+)
 from training.cross_encoder.model import UnifiedRanker
 
 log = logging.getLogger(__name__)

@@ -591,7 +591,7 @@ def build_report(settings: Settings, config: ReportConfig) -> ReportResult:
                         ("8 plots", section_plots), ("9 not yet", section_not_yet)):
         with timings.section(name):
             sections.append(build(ctx))
-    markdown = "\n".join([_header(ctx, timings, started=started, load=load)] + sections)
+    markdown = "\n".join([_header(ctx, timings, started=started, load=load), *sections])
     path = config.out_dir / "report.md"
     path.write_text(markdown)
     log.info("report written to %s (%.1f min)", path, sum(timings.seconds.values()) / 60)

@@ -78,7 +78,7 @@ def ranx_recall(queries: Sequence[str], retrieved: Sequence[Sequence[str]], rele
     """The same mean recall@k computed by ranx (Qrels / Run / evaluate), to check ``recall_at_k``."""
     from ranx import Qrels, Run, evaluate
 
-    qrels = Qrels({q: {item: 1 for item in want} for q, want in zip(queries, relevant)})
+    qrels = Qrels({q: dict.fromkeys(want, 1) for q, want in zip(queries, relevant)})
     # scores only order the run: k, k-1, … keeps the search's order
     run = Run({q: {item: float(len(got) - rank) for rank, item in enumerate(got)} for q, got in zip(queries, retrieved)})
     return float(evaluate(qrels, run, f"recall@{k}"))

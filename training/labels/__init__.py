@@ -6,7 +6,7 @@ path that swaps an LLM in (set ``SHOPRANK_TEACHER_BASE_URL`` / ``_MODEL`` / ``_A
 """
 
 from training.labels.client import Judgement, PairToJudge, TeacherClient, TeacherError
-from training.labels.distribution import label_distribution, reweight_to_target, rethreshold_to_target
+from training.labels.distribution import label_distribution, rethreshold_to_target, reweight_to_target
 from training.labels.run import human_teacher_labels, label_pairs
 
 __all__ = [
@@ -17,6 +17,6 @@ __all__ = [
     "human_teacher_labels",
     "label_distribution",
     "label_pairs",
-    "reweight_to_target",
     "rethreshold_to_target",
+    "reweight_to_target",
 ]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import httpx
 import numpy as np
@@ -92,7 +93,7 @@ class TeacherClient:
         self._rng = random.Random(seed)
 
     @classmethod
-    def from_settings(cls, settings, *, cache: JudgementCache | None = None) -> "TeacherClient":
+    def from_settings(cls, settings, *, cache: JudgementCache | None = None) -> TeacherClient:
         if not settings.teacher_base_url:
             raise TeacherError("no teacher endpoint: set SHOPRANK_TEACHER_BASE_URL (the shipped models use human labels)")
         return cls(base_url=settings.teacher_base_url, model=settings.teacher_model, api_key=settings.teacher_api_key,

@@ -24,7 +24,7 @@ import pandas as pd
 from service.ranking.ordinal import cumulative_targets
 from training.labels.cache import JudgementCache
 from training.labels.client import PairToJudge, TeacherClient
-from training.labels.distribution import label_distribution, reweight_to_target, rethreshold_to_target
+from training.labels.distribution import label_distribution, rethreshold_to_target, reweight_to_target
 
 log = logging.getLogger(__name__)
 Adjust = Literal["none", "reweight", "rethreshold"]

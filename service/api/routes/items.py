@@ -3,8 +3,8 @@
 from fastapi import APIRouter, Response
 
 from service.api.deps import ApiKeyRequired, RuntimeDep
-from service.errors import InvalidInput
 from service.api.schemas import ItemWriteResponse, RequestModels
+from service.errors import InvalidInput
 from service.replication import WriteReceipt, item_writer
 from service.store.base import ItemDocument
 

@@ -8,9 +8,8 @@ MSE(cos, label)); this class only rescales the labels.
 
 from __future__ import annotations
 
-from torch import Tensor
-
 from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+from torch import Tensor
 
 
 class MSEDistillationLoss(CosineSimilarityLoss):
