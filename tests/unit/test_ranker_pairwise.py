@@ -47,9 +47,11 @@ def test_group_batches_keep_a_query_together_and_use_every_row_once():
     assert sum(spans) - len(spans) <= len(batches) - 1
 
 
-def test_pairwise_loss_needs_group_batches(tmp_path):
+def test_pairwise_loss_needs_group_batches():
     with pytest.raises(ValueError, match="batching='group'"):
-        train_ranker(_tiny_rows(), RankerConfig(w_pairwise=1.0), tmp_path)
+        RankerConfig(w_pairwise=1.0)
+    with pytest.raises(ValueError, match="'length' or 'group'"):
+        RankerConfig(batching="random")
 
 
 @pytest.mark.slow

@@ -11,10 +11,14 @@ def ordinal_loss(cumulative_logits: torch.Tensor, cumulative_targets: torch.Tens
     return F.binary_cross_entropy_with_logits(cumulative_logits, cumulative_targets)
 
 
+def expected_rating(cumulative_logits: torch.Tensor) -> torch.Tensor:
+    """1 + P(y≥1) + P(y≥2): the model's rating on the human 1–3 scale."""
+    return 1.0 + torch.sigmoid(cumulative_logits).sum(1)
+
+
 def expected_value_loss(cumulative_logits: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
-    """MSE between 1 + P(y≥1) + P(y≥2) and the raw 1–3 mean (the RMSE the public task reports)."""
-    probs = torch.sigmoid(cumulative_logits)
-    return F.mse_loss(1.0 + probs.sum(1), relevance)
+    """MSE between the expected rating and the raw 1–3 mean (the RMSE the public task reports)."""
+    return F.mse_loss(expected_rating(cumulative_logits), relevance)
 
 
 def engagement_loss(logits: torch.Tensor, ctr: torch.Tensor, cvr: torch.Tensor, cvr_mask: torch.Tensor,
@@ -41,7 +45,7 @@ def pairwise_rank_loss(cumulative_logits: torch.Tensor, relevance: torch.Tensor,
     ``scale`` turns a one-step rating difference into a logit of 4; pairs closer than ``min_gap`` (one
     rater of three moving by one step is 1/3) carry no order. Hand-written: torch has no grouped RankNet.
     """
-    expected = 1.0 + torch.sigmoid(cumulative_logits).sum(1)
+    expected = expected_rating(cumulative_logits)
     gap = relevance[:, None] - relevance[None, :]
     ordered = (groups[:, None] == groups[None, :]) & (gap > min_gap)
     if not ordered.any():

@@ -53,6 +53,13 @@ class RankerConfig:
     seed: int = 13
     init_from: str | None = None  # a trained ranker artifact to continue from (a further epoch at a lower lr)
 
+    def __post_init__(self) -> None:
+        if self.batching not in ("length", "group"):
+            raise ValueError(f"batching must be 'length' or 'group', not {self.batching!r}")
+        if self.w_pairwise and self.batching != "group":
+            raise ValueError("w_pairwise needs batching='group': length-grouped batches almost never hold two "
+                             "candidates of one query")
+
     def task_prefixes(self) -> dict[str, str]:
         """Text routing tokens; a single-task model needs none."""
         if self.routing != "prefix" or len(self.tasks) == 1:
@@ -79,7 +86,7 @@ def _group_batches(groups: np.ndarray, lengths: np.ndarray, batch_size: int,
     members = pd.Series(np.arange(len(groups))).groupby(groups).agg(list)
     order = rng.permutation(len(members))
     mean_length = np.array([lengths[m].mean() for m in members])
-    mega = max(1, batch_size * 50 // max(1, int(np.mean([len(m) for m in members]))))
+    mega = max(1, batch_size * 50 * len(members) // len(groups))  # ≈ 50 batches of groups per sorted chunk
     batches, current = [], []
     for start in range(0, len(order), mega):
         chunk = order[start : start + mega]
@@ -121,11 +128,6 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
     eng = torch.tensor(rows[["ctr", "cvr", "cvr_mask", "ctr_mask"]].to_numpy(dtype=np.float32))
     groups = (rows["task"] + "\t" + rows["left"]).factorize()[0]
     group_ids = torch.tensor(groups, dtype=torch.long)
-    if config.batching not in ("length", "group"):
-        raise ValueError(f"batching must be 'length' or 'group', not {config.batching!r}")
-    if config.w_pairwise and config.batching != "group":
-        raise ValueError("w_pairwise needs batching='group': length-grouped batches almost never hold two "
-                         "candidates of one query")
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.AdamW(
