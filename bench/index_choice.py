@@ -140,6 +140,7 @@ def main() -> None:
         candidates += [(f"{label}: {name}", {**params, "funnel": funnel})
                        for name, params in candidates
                        if params.get("nprobe") in (None, 16, 32) and params.get("ef_search") in (None, 64)]
+        candidates += [(f"{label}, int8 full vectors: flat", {"kind": "flat", "funnel": {**funnel, "full_precision": "int8"}})]
     rows = []
     print(f"{len(ids)} items ({len(exact)} live after churn), {len(queries)} queries, dim {dim}, "
           f"k={args.k}, {args.threads} FAISS thread(s)", flush=True)

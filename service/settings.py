@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # factor × k is rescored at embedding_dim; 0, or a cut not below embedding_dim, searches embedding_dim.
     index_shortlist_dim: int = Field(64, ge=0)
     index_shortlist_factor: int = Field(8, ge=1)
+    # how the funnel keeps its full vectors for rescoring (service/index/vector_store.py): int8 with a
+    # per-vector scale (388 B per 384-d vector, validation recall@100 as fp16's), or float16 (768 B)
+    index_full_precision: Literal["fp16", "int8"] = "int8"
     index_nprobe: int = 32
     index_ef_search: int = 64
     index_nlist: int = 256  # IVF: upper bound on inverted lists (also ≤ first batch / 39)

@@ -283,10 +283,12 @@ def eval_retrieval_command(
             typer.echo(f"{student.name}{label} {split} recall@{k} {d}-d {recall[d]:.4f} "
                        f"({recall[d] / recall[cuts[0]]:.1%} of {cuts[0]}-d)")
         if funnel and settings.funnel_dim and label == "":
-            short, factor = settings.funnel_dim, settings.index_shortlist_factor
-            got = funnel_recall(variant, frame, shortlist_dim=short, shortlist_factor=factor, k=k)
+            short, factor, precision = settings.funnel_dim, settings.index_shortlist_factor, settings.index_full_precision
+            got = funnel_recall(variant, frame, shortlist_dim=short, shortlist_factor=factor, full_precision=precision,
+                                k=k)
             typer.echo(f"{student.name} {split} recall@{k} funnel {short}-d x{factor} -> "
-                       f"{variant.item_vectors.shape[1]}-d {got:.4f} ({got / recall[cuts[0]]:.1%} of {cuts[0]}-d)")
+                       f"{variant.item_vectors.shape[1]}-d ({precision}) {got:.4f} "
+                       f"({got / recall[cuts[0]]:.1%} of {cuts[0]}-d)")
 
 
 def prepare_command() -> None:

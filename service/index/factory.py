@@ -15,7 +15,7 @@ def index_layout(settings: Settings) -> str:
     """What a snapshot's layout must be to be restored under these settings (kept in its sidecar meta)."""
     if settings.funnel_dim is None:
         return f"{settings.index_kind}/{settings.embedding_dim}"
-    return f"{settings.index_kind}/{settings.funnel_dim}->{settings.embedding_dim}"
+    return f"{settings.index_kind}/{settings.funnel_dim}->{settings.embedding_dim}/{settings.index_full_precision}"
 
 
 def make_index(settings: Settings) -> VectorIndex:
@@ -25,7 +25,8 @@ def make_index(settings: Settings) -> VectorIndex:
     if settings.funnel_dim is None:
         return FaissIndex(settings.embedding_dim, **params)
     return MatryoshkaFunnelIndex(settings.embedding_dim, shortlist_dim=settings.funnel_dim,
-                                 shortlist_factor=settings.index_shortlist_factor, **params)
+                                 shortlist_factor=settings.index_shortlist_factor,
+                                 full_precision=settings.index_full_precision, **params)
 
 
 def restorable(settings: Settings, path: Path, meta: dict) -> bool:

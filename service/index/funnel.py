@@ -2,19 +2,20 @@
 
 The student is trained with MatryoshkaLoss, so the normalised 64-d prefix of its vectors already
 orders the catalogue roughly right; only the fine order needs all 384 dimensions. The funnel keeps the
-ANN structure (flat / IVF / HNSW, ``FaissIndex``) at the short cut and the full vectors in float16
-beside it, takes ``shortlist_factor × k`` candidates from the short cut and returns the top k by
+ANN structure (flat / IVF / HNSW, ``FaissIndex``) at the short cut and the full vectors (float16 or
+int8) beside it, takes ``shortlist_factor × k`` candidates from the short cut and returns the top k by
 full-dimension inner product ("adaptive retrieval", Kusupati et al., Matryoshka Representation
 Learning, 2022). Callers see an index of the full dimension: the same vectors in, the same cosine
-scores out (to float16 precision, ~1e-3).
+scores out (to the store's precision: ~1e-3 in float16, ~2e-3 in int8).
 
 Written by hand because FAISS's own ``IndexRefine`` cannot remove ids (it raises on ``remove_ids``),
-and items are deleted and re-embedded all the time. The full vectors live in an
-``IndexIDMap2(IndexScalarQuantizer(fp16))``: FAISS keeps them keyed by id, removes them in place and
-reconstructs a shortlist by id.
+and items are deleted and re-embedded all the time. The full vectors live in a ``SlotVectorStore``
+(``service/index/vector_store.py``: fp16, or int8 with a per-vector scale), whose replace and delete
+cost O(batch) where FAISS's ``IndexIDMap2.remove_ids`` rewrites the whole array.
 
-On the Home Depot test split (encoder:4, 54,667 products) a 64-d shortlist of 8 × k keeps 98.9 % of
-the 384-d recall@100 where the bare 64-d cut keeps 91.3 % (docs/indexing.md, "Matryoshka funnel").
+On the Home Depot test split (encoder:4, 54,667 products) a 64-d shortlist of 8 × k keeps 98.8 % of
+the 384-d recall@100 with int8 full vectors (98.9 % with fp16) where the bare 64-d cut keeps 91.3 %
+(docs/indexing.md, "Matryoshka funnel").
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from service.index.faiss_index import FaissIndex, IndexKind, as_batch
 from service.index.snapshots import SnapshotInfo, read_sidecar, write_atomic, write_sidecar
+from service.index.vector_store import Precision, SlotVectorStore
 from service.matryoshka import matryoshka_cut
 
 
@@ -41,7 +42,7 @@ class MatryoshkaFunnelIndex:
 
     def __init__(self, dim: int, *, shortlist_dim: int, shortlist_factor: int = 8, kind: IndexKind = "flat",
                  nlist: int = 256, nprobe: int = 32, ef_search: int = 64, hnsw_m: int = 32,
-                 shortlist: FaissIndex | None = None) -> None:
+                 full_precision: Precision = "fp16", shortlist: FaissIndex | None = None) -> None:
         if not 0 < shortlist_dim < dim:
             raise ValueError(f"shortlist_dim must be between 1 and {dim - 1}, got {shortlist_dim}")
         if shortlist_factor < 1:
@@ -52,8 +53,7 @@ class MatryoshkaFunnelIndex:
                                    hnsw_m=hnsw_m)
         self.shortlist = shortlist
         self.kind = self.shortlist.kind
-        self._full = faiss.IndexIDMap2(
-            faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))
+        self._full = SlotVectorStore(dim, precision=full_precision)
         self._lock = threading.RLock()  # the two parts change together; a search never sees one without the other
 
     # --- writes
@@ -63,14 +63,13 @@ class MatryoshkaFunnelIndex:
             return
         with self._lock:
             self.shortlist.upsert(ids, matryoshka_cut(vectors, self.shortlist_dim))
-            self._full.remove_ids(ids)
-            self._full.add_with_ids(vectors, ids)
+            self._full.upsert(ids, vectors)
 
     def delete(self, ids: np.ndarray) -> int:
         ids = np.ascontiguousarray(np.unique(np.asarray(ids, dtype=np.int64)))
         with self._lock:
             removed = self.shortlist.delete(ids)
-            self._full.remove_ids(ids)
+            self._full.delete(ids)
             return removed
 
     def compact(self) -> None:
@@ -89,7 +88,7 @@ class MatryoshkaFunnelIndex:
                                                   min(len(self), self.shortlist_factor * k))
             for row, (query, ids) in enumerate(zip(queries, candidates)):
                 ids = ids[ids >= 0]
-                full_scores = self._full.reconstruct_batch(ids) @ query
+                full_scores = self._full.lookup(ids) @ query
                 best = np.lexsort((ids, -full_scores))[:k]  # score descending, ties by id
                 scores[row, : len(best)], found[row, : len(best)] = full_scores[best], ids[best]
         return scores, found
@@ -103,9 +102,9 @@ class MatryoshkaFunnelIndex:
         path = Path(path)
         with self._lock:
             self.shortlist.snapshot(shortlist_path(path), meta=meta)
-            data = faiss.serialize_index(self._full).tobytes()
+            data = self._full.to_bytes()
             info = SnapshotInfo(kind=self.kind, dim=self.dim, count=len(self), meta=dict(meta or {}),
-                                extra={"shortlist_dim": self.shortlist_dim})
+                                extra={"shortlist_dim": self.shortlist_dim, "full_precision": self._full.precision})
         write_atomic(path, data)
         write_sidecar(path, info)
 
@@ -119,8 +118,8 @@ class MatryoshkaFunnelIndex:
         shortlist = FaissIndex.restore(shortlist_path(path), nlist=nlist, nprobe=nprobe, ef_search=ef_search)
         index = cls(info.dim, shortlist_dim=info.extra["shortlist_dim"], shortlist_factor=shortlist_factor,
                     shortlist=shortlist)
-        index._full = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
-        if not (len(index) == index._full.ntotal == info.count):
+        index._full = SlotVectorStore.from_bytes(path.read_bytes(), info.dim)
+        if not (len(index) == len(index._full) == info.count):
             raise ValueError(f"funnel snapshot {path}: shortlist holds {len(index)} vectors, full vectors "
-                             f"{index._full.ntotal}, sidecar says {info.count}")
+                             f"{len(index._full)}, sidecar says {info.count}")
         return index

@@ -130,7 +130,7 @@ def test_settings_choose_the_layout_and_a_snapshot_of_another_layout_is_rebuilt(
     assert Settings(embedding_dim=64, index_shortlist_dim=64).funnel_dim is None
     assert isinstance(make_index(funnel_settings), MatryoshkaFunnelIndex)
     assert isinstance(make_index(plain_settings), FaissIndex)
-    assert index_layout(funnel_settings) == "flat/16->64" and index_layout(plain_settings) == "flat/64"
+    assert index_layout(funnel_settings) == "flat/16->64/int8" and index_layout(plain_settings) == "flat/64"
 
     index = make_index(funnel_settings)
     index.upsert(np.arange(5), matryoshka_like(np.random.default_rng(0), 5))

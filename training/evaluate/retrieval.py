@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from service.index.funnel import MatryoshkaFunnelIndex
+from service.index.vector_store import Precision
 
 
 def exact_items_by_query(frame: pd.DataFrame, *, exact_label: int = 2) -> dict[str, set[str]]:
@@ -51,12 +52,13 @@ def recall_at_k(retrieved: Sequence[Sequence[str]], relevant: Sequence[set[str]]
     return out
 
 
-def funnel_search(shortlist_dim: int, shortlist_factor: int) -> Search:
+def funnel_search(shortlist_dim: int, shortlist_factor: int, full_precision: Precision = "fp16") -> Search:
     """A ``Search`` through the service's Matryoshka funnel (``service/index/funnel.py``): the ANN index over
-    the ``shortlist_dim`` cut, its ``shortlist_factor × k`` shortlist rescored at the vectors' full width."""
+    the ``shortlist_dim`` cut, its ``shortlist_factor × k`` shortlist rescored at the vectors' full width
+    (kept in ``full_precision``)."""
     def search(query_vectors: np.ndarray, item_vectors: np.ndarray, k: int) -> np.ndarray:
         index = MatryoshkaFunnelIndex(item_vectors.shape[1], shortlist_dim=shortlist_dim,
-                                      shortlist_factor=shortlist_factor)
+                                      shortlist_factor=shortlist_factor, full_precision=full_precision)
         index.upsert(np.arange(len(item_vectors)), item_vectors)  # ids = rows
         return index.search(query_vectors, k)[1]
 
@@ -97,8 +99,8 @@ def recall_by_dim(embeddings, frame: pd.DataFrame, *, dims: Sequence[int], k: in
 
 
 def funnel_recall(embeddings, frame: pd.DataFrame, *, shortlist_dim: int, shortlist_factor: int,
-                  k: int = 100) -> float:
+                  full_precision: Precision = "fp16", k: int = 100) -> float:
     """Mean catalogue recall@k at full width, searched through the served funnel (``funnel_search``)."""
     full = embeddings.item_vectors.shape[1]
-    search = funnel_search(shortlist_dim, shortlist_factor)
+    search = funnel_search(shortlist_dim, shortlist_factor, full_precision)
     return recall_by_dim(embeddings, frame, dims=[full], k=k, search=search)[full]

@@ -48,10 +48,12 @@ def section_retrieval(ctx: Context) -> str:
     funnel_line = ""
     if ctx.settings.funnel_dim:
         short, factor = ctx.settings.funnel_dim, ctx.settings.index_shortlist_factor
-        served = {name: funnel_recall(emb, ctx.frame, shortlist_dim=short, shortlist_factor=factor, k=k)
+        precision = ctx.settings.index_full_precision
+        served = {name: funnel_recall(emb, ctx.frame, shortlist_dim=short, shortlist_factor=factor,
+                                      full_precision=precision, k=k)
                   for name, emb in systems}
         funnel_line = (f"- As served (`service/index/funnel.py`: the ANN index holds the {short}-d cut and its "
-                       f"{factor} × k shortlist is rescored at full width): "
+                       f"{factor} × k shortlist is rescored at full width, kept in {precision}): "
                        + "; ".join(f"{name} {v:.3f} ({pct(v / recall[name][dims[0]])} of {dims[0]}-d)"
                                    for name, v in served.items()) + ".\n")
         ctx.figures["recall_funnel"] = served
