@@ -8,6 +8,7 @@ tolerance, the max abs diff printed), metadata read from the server, batches spl
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,7 @@ def test_dynamic_batching_merges_concurrent_requests(backends, settings: Setting
     remote, local = backends
     encoder = make_encoder(remote, settings)
     encoder.encode(["warm up"], kind="query")
-    before = _counts(triton.statistics("encoder"))
+    before = _settled_counts(triton, "encoder")  # the warm-up (and earlier tests) fully counted
     errors: list[Exception] = []
     answers: dict[str, np.ndarray] = {}
 
@@ -122,7 +123,7 @@ def test_dynamic_batching_merges_concurrent_requests(backends, settings: Setting
         thread.start()
     for thread in threads:
         thread.join()
-    inferences, executions = (after - prior for after, prior in zip(_counts(triton.statistics("encoder")), before))
+    inferences, executions = _counts_since(triton, "encoder", before, expected_inferences=16 * 20)
     print(f"dynamic batching: {inferences} requests in {executions} executions")
     assert not errors, errors[:3]
     assert inferences == 16 * 20
@@ -142,6 +143,32 @@ def _counts(stats: dict) -> tuple[int, int]:
     """(inference_count, execution_count) summed over the served versions."""
     models = stats["model_stats"]
     return (sum(int(m.get("inference_count", 0)) for m in models), sum(int(m.get("execution_count", 0)) for m in models))
+
+
+# Triton records a request's statistics after it has sent the response, so on a loaded machine the last
+# requests may not be counted yet when their callers return; the two helpers below wait for them.
+def _settled_counts(triton, model: str, *, quiet_s: float = 0.5, timeout_s: float = 10.0) -> tuple[int, int]:
+    """``_counts`` once they have not changed for ``quiet_s`` (or after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    counts, since = _counts(triton.statistics(model)), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.05)
+        latest = _counts(triton.statistics(model))
+        if latest != counts:
+            counts, since = latest, time.monotonic()
+    return counts
+
+
+def _counts_since(triton, model: str, before: tuple[int, int], *, expected_inferences: int,
+                  timeout_s: float = 10.0) -> tuple[int, int]:
+    """Inferences and executions since ``before``, read until ``expected_inferences`` are counted or
+    ``timeout_s`` passes (then what is counted, for the assertion to report)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = tuple(after - prior for after, prior in zip(_counts(triton.statistics(model)), before))
+        if counts[0] >= expected_inferences or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.05)
 
 
 def _batch_sizes(stats: dict) -> dict[int, int]:
