@@ -1,6 +1,9 @@
 """FAISS behind the index seam: flat (exact), IVF with a hashtable direct map, or HNSW.
 
-- ``flat``: ``IndexIDMap2(IndexFlatIP)``; exact, ``remove_ids`` works; the default.
+- ``flat``: exact; the vectors live packed in a ``SlotVectorStore`` (fp32) and ``faiss.knn`` scans
+  them with ``IndexFlatIP``'s kernel. The default. Not ``IndexIDMap2(IndexFlatIP)``: its ``remove_ids``
+  rewrites the whole array, and every re-upsert is a remove (5 ms per batch at 52 k 64-d vectors, O(n);
+  ``bench/index_choice.py``); the slot store replaces and deletes in O(batch).
 - ``ivf``:  ``IndexIVFFlat`` + ``DirectMap.Hashtable``; trained once on the first batch it sees,
   then upsert/delete touch only the affected inverted lists (cheapest upsert at scale).
 - ``hnsw``: ``IndexIDMap2(IndexHNSWFlat)``; HNSW cannot remove, so a delete or a re-upsert
@@ -20,6 +23,7 @@ import faiss
 import numpy as np
 
 from service.index.snapshots import SnapshotInfo, read_sidecar, write_atomic, write_sidecar
+from service.index.vector_store import SlotVectorStore
 
 IndexKind = Literal["flat", "ivf", "hnsw"]
 
@@ -49,7 +53,7 @@ class FaissIndex:
         self._lock = threading.RLock()
         self._index: Any = None  # IVF stays None until its first batch trains it
         if kind == "flat":
-            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            self._index = SlotVectorStore(dim, precision="fp32")
         elif kind == "hnsw":
             self._index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT))
         self._live: dict[int, int] = {}  # hnsw: external id -> current internal label
@@ -70,6 +74,9 @@ class FaissIndex:
                 self._label_ids = np.concatenate([self._label_ids, ids])
                 self._live.update(zip(ids.tolist(), range(start, start + len(ids))))
                 return
+            if self.kind == "flat":
+                self._index.upsert(ids, vectors)
+                return
             if self._index is None:
                 self._index = self._train_ivf(vectors)
             self._index.remove_ids(ids)
@@ -80,6 +87,8 @@ class FaissIndex:
         with self._lock:
             if self.kind == "hnsw":
                 return self._tombstone(ids)
+            if self.kind == "flat":
+                return self._index.delete(ids)
             return 0 if self._index is None or not len(ids) else int(self._index.remove_ids(ids))
 
     def _tombstone(self, ids: np.ndarray) -> int:
@@ -117,7 +126,7 @@ class FaissIndex:
             if not len(self):
                 return np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1, np.int64)
             if self.kind != "hnsw":
-                return self._index.search(queries, k)
+                return self._index.search(queries, k)  # flat: SlotVectorStore.search; ivf: FAISS
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
             if self._dead:
                 params.sel = self._tombstone_filter()
@@ -136,13 +145,18 @@ class FaissIndex:
         with self._lock:
             if self.kind == "hnsw":
                 return len(self._live)
+            if self.kind == "flat":
+                return len(self._index)
             return 0 if self._index is None else int(self._index.ntotal)
 
     # --- persistence
     def snapshot(self, path: Path, *, meta: dict[str, Any] | None = None) -> None:
         """Index bytes then sidecar, each atomically; ``meta`` says what the snapshot covers."""
         with self._lock:
-            data = b"" if self._index is None else faiss.serialize_index(self._index).tobytes()
+            if self.kind == "flat":
+                data = self._index.to_bytes()
+            else:
+                data = b"" if self._index is None else faiss.serialize_index(self._index).tobytes()
             extra = {"dead_labels": sorted(self._dead)} if self.kind == "hnsw" else {}
             info = SnapshotInfo(kind=self.kind, dim=self.dim, count=len(self), meta=dict(meta or {}), extra=extra)
         write_atomic(Path(path), data)
@@ -154,8 +168,9 @@ class FaissIndex:
         if info is None:
             raise FileNotFoundError(f"no snapshot with sidecar at {path}")
         index = cls(info.dim, kind=info.kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search)
-        data = np.fromfile(path, dtype=np.uint8)
-        if len(data):
+        if info.kind == "flat":  # a ValueError for bytes of another layout (FAISS's IDMap2 before): rebuild
+            index._index = SlotVectorStore.from_bytes(Path(path).read_bytes(), info.dim)
+        elif len(data := np.fromfile(path, dtype=np.uint8)):
             index._index = faiss.deserialize_index(data)
         if info.kind == "ivf" and index._index is not None:
             index._index.nprobe = min(nprobe, index._index.nlist)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 
+import faiss
 import numpy as np
 import pytest
 
 from service.index.exact import ExactIndex
 from service.index.faiss_index import FaissIndex
-from service.index.snapshots import matches, read_sidecar, sidecar_path
+from service.index.snapshots import (
+    SnapshotInfo,
+    matches,
+    read_sidecar,
+    sidecar_path,
+    write_atomic,
+    write_sidecar,
+)
 
 DIM = 16
 
@@ -73,3 +81,14 @@ def test_missing_snapshot_and_meta_matching(tmp_path) -> None:
     assert not matches(info, kind="flat", dim=DIM, meta={"encoder": "encoder:2"})
     assert not matches(info, kind="hnsw", dim=DIM, meta={})
     assert not matches(info, kind="flat", dim=DIM + 1, meta={})
+
+
+def test_flat_snapshot_of_the_older_faiss_layout_is_refused_not_misread(tmp_path) -> None:
+    """Flat snapshots were ``IndexIDMap2(IndexFlatIP)`` bytes before the slot store; start-up turns this
+    ValueError into a rebuild (``service/runtime.py: load_or_build_index``)."""
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+    old.add_with_ids(np.eye(3, DIM, dtype=np.float32), np.arange(3))
+    write_atomic(tmp_path / "items", faiss.serialize_index(old).tobytes())
+    write_sidecar(tmp_path / "items", SnapshotInfo(kind="flat", dim=DIM, count=3))
+    with pytest.raises(ValueError, match="not a slot-vector snapshot"):
+        FaissIndex.restore(tmp_path / "items")

@@ -1,4 +1,5 @@
-"""The funnel's full-vector store: latest write wins, deletes free slots for reuse, both precisions round-trip."""
+"""The slot-vector store behind the flat index and the funnel: latest write wins, deletes keep rows packed,
+the fp32 scan is exact, every precision round-trips."""
 
 from __future__ import annotations
 
@@ -32,18 +33,54 @@ def test_lookup_returns_the_latest_write_within_the_precision(precision: str, to
     assert error.max() < (5e-3 if precision == "int8" else 1e-3) and error.mean() < tolerance / 5
 
 
-def test_deleted_slots_are_reused_and_unknown_ids_fail_loudly() -> None:
+def test_deletes_keep_the_rows_packed_and_unknown_ids_fail_loudly() -> None:
     store = SlotVectorStore(DIM)
     vectors = unit_vectors(3, 10)
     store.upsert(np.arange(10), vectors)
-    assert store.delete(np.array([2, 3, 99])) == 2
-    assert len(store) == 8
-    footprint = store.nbytes()
-    store.upsert(np.array([20, 21]), vectors[:2])  # takes the two freed slots: no growth
-    assert store.nbytes() == footprint and len(store) == 10
-    np.testing.assert_allclose(store.lookup(np.array([21, 20])), vectors[[1, 0]], atol=1e-3)
+    assert store.delete(np.array([2, 9, 3, 99])) == 3  # 9 is the last row; 3's hole takes 8
+    assert len(store) == 7 and store.nbytes() == 7 * (2 * DIM + 4 + 8)
+    np.testing.assert_allclose(store.lookup(np.array([8, 7, 0])), vectors[[8, 7, 0]], atol=1e-3)
+    store.upsert(np.array([20, 21]), vectors[:2])
+    assert len(store) == 9
+    np.testing.assert_allclose(store.lookup(np.array([21, 20, 8])), vectors[[1, 0, 8]], atol=1e-3)
     with pytest.raises(KeyError):
         store.lookup(np.array([2]))
+
+
+def test_fp32_scan_equals_brute_force_through_a_history_of_writes() -> None:
+    """What the flat index relies on: after any mix of upserts and deletes, the scan sees exactly the live
+    vectors, each under its own id."""
+    rng = np.random.default_rng(10)
+    store, expected = SlotVectorStore(DIM, precision="fp32", capacity=8), {}
+    for step in range(40):
+        ids = rng.choice(300, size=int(rng.integers(1, 40)), replace=False).astype(np.int64)
+        if step % 3 == 2:
+            store.delete(ids)
+            for item in ids.tolist():
+                expected.pop(item, None)
+        else:
+            vectors = unit_vectors(100 + step, len(ids))
+            store.upsert(ids, vectors)
+            expected.update(zip(ids.tolist(), vectors))
+    assert len(store) == len(expected)
+    live_ids = np.array(sorted(expected))
+    live = np.stack([expected[i] for i in live_ids.tolist()])
+    queries = unit_vectors(99, 20)
+    scores, ids = store.search(queries, 7)
+    brute = queries @ live.T
+    order = np.argsort(-brute, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(ids, live_ids[order])
+    np.testing.assert_allclose(scores, np.take_along_axis(brute, order, axis=1), atol=1e-5)
+    np.testing.assert_array_equal(store.lookup(live_ids), live)
+    _, few = store.search(queries[:1], len(expected) + 3)  # more than it holds: padded with -1
+    assert (few[0, len(expected):] == -1).all() and set(few[0, : len(expected)].tolist()) == set(expected)
+
+
+def test_only_fp32_stores_scan() -> None:
+    store = SlotVectorStore(DIM, precision="int8")
+    store.upsert(np.arange(3), unit_vectors(11, 3))
+    with pytest.raises(TypeError, match="fp32"):
+        store.search(unit_vectors(12, 1), 2)
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
@@ -60,7 +97,7 @@ def test_bytes_keep_only_live_rows_and_round_trip(precision: str) -> None:
 
 
 def test_foreign_or_mismatched_bytes_are_refused() -> None:
-    with pytest.raises(ValueError, match="not a full-vector snapshot"):
+    with pytest.raises(ValueError, match="not a slot-vector snapshot"):
         SlotVectorStore.from_bytes(b"FAISS index bytes from an older layout", DIM)
     store = SlotVectorStore(DIM)
     store.upsert(np.arange(3), unit_vectors(6, 3))
