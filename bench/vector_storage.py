@@ -62,6 +62,11 @@ STORES = {
 }
 
 
+# glibc raises its mmap threshold (up to 32 MB) each time a large block is freed, after which freed
+# temporaries of that size stay in the heap and inflate the resident size; a fixed threshold returns them.
+CHILD_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
+
+
 def resident_mb() -> float:
     gc.collect()
     with open("/proc/self/statm") as statm:
@@ -125,7 +130,7 @@ def main() -> None:
     for n in args.sizes:
         for name in (name for name, (role, _, _) in STORES.items() if role in args.roles):  # fresh process each
             child = subprocess.run([sys.executable, __file__, "--rounds", str(args.rounds), "--one", name, str(n)],
-                                   check=True, capture_output=True, text=True)
+                                   check=True, capture_output=True, text=True, env=CHILD_ENV)
             rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
     print("\n| role | items | store | upsert 100 ms | delete 100 ms | read ms | resident MB | vs FAISS: upsert, read, MB |")

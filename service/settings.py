@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     index_nlist: int = 256  # IVF: upper bound on inverted lists (also ≤ first batch / 39)
     index_hnsw_m: int = 32
     index_build_batch: int = 256  # texts per encode call while building an index at start-up
+    # FAISS OpenMP threads per search (set in each searching thread); 0 keeps FAISS's default of every core.
+    # One, because each request searches one query and an OpenMP team fights ONNX Runtime's spinning
+    # threads for the same cores (docs/indexing.md, "Search threads").
+    index_search_threads: int = Field(1, ge=0)
     state_dir: Path = Path("var")
     data_dir: Path = Path("data")
     catalogue_limit: int | None = None

@@ -21,7 +21,8 @@ def index_layout(settings: Settings) -> str:
 def make_index(settings: Settings) -> VectorIndex:
     """An empty index of the served dimension (``embedding_dim``), laid out as the settings say."""
     params = {"kind": settings.index_kind, "nlist": settings.index_nlist, "nprobe": settings.index_nprobe,
-              "ef_search": settings.index_ef_search, "hnsw_m": settings.index_hnsw_m}
+              "ef_search": settings.index_ef_search, "hnsw_m": settings.index_hnsw_m,
+              "search_threads": settings.index_search_threads}
     if settings.funnel_dim is None:
         return FaissIndex(settings.embedding_dim, **params)
     return MatryoshkaFunnelIndex(settings.embedding_dim, shortlist_dim=settings.funnel_dim,
@@ -37,7 +38,9 @@ def restorable(settings: Settings, path: Path, meta: dict) -> bool:
 
 def restore_index(settings: Settings, path: Path) -> VectorIndex:
     """Load a snapshot written by ``snapshot(path, meta={..., "layout": index_layout(settings)})``."""
-    params = {"nlist": settings.index_nlist, "nprobe": settings.index_nprobe, "ef_search": settings.index_ef_search}
+    params = {"nlist": settings.index_nlist, "nprobe": settings.index_nprobe, "ef_search": settings.index_ef_search,
+              "search_threads": settings.index_search_threads}
     if settings.funnel_dim is None:
         return FaissIndex.restore(path, **params)
     return MatryoshkaFunnelIndex.restore(path, shortlist_factor=settings.index_shortlist_factor, **params)
+

@@ -2,8 +2,8 @@
 
 - ``flat``: exact; the vectors live packed in a ``SlotVectorStore`` (fp32) and ``faiss.knn`` scans
   them with ``IndexFlatIP``'s kernel. The default. Not ``IndexIDMap2(IndexFlatIP)``: its ``remove_ids``
-  rewrites the whole array, and every re-upsert is a remove (5 ms per batch at 52 k 64-d vectors, O(n);
-  ``bench/index_choice.py``); the slot store replaces and deletes in O(batch).
+  rewrites the whole array, and every re-upsert is a remove (0.46 s per batch of 100 at 1 M 64-d vectors;
+  ``bench/vector_storage.py``); the slot store replaces and deletes in O(batch).
 - ``ivf``:  ``IndexIVFFlat`` + ``DirectMap.Hashtable``; trained once on the first batch it sees,
   then upsert/delete touch only the affected inverted lists (cheapest upsert at scale).
 - ``hnsw``: ``IndexIDMap2(IndexHNSWFlat)``; HNSW cannot remove, so a delete or a re-upsert
@@ -45,11 +45,12 @@ class FaissIndex:
     """A mutable FAISS index keyed by stable int64 ids (inner product on unit vectors)."""
 
     def __init__(self, dim: int, *, kind: IndexKind = "flat", nlist: int = 256, nprobe: int = 32,
-                 ef_search: int = 64, hnsw_m: int = 32) -> None:
+                 ef_search: int = 64, hnsw_m: int = 32, search_threads: int = 0) -> None:
         if kind not in ("flat", "ivf", "hnsw"):
             raise ValueError(f"unknown index kind {kind!r}")
         self.dim, self.kind = dim, kind
         self.nlist, self.nprobe, self.ef_search, self.hnsw_m = nlist, nprobe, ef_search, hnsw_m
+        self.search_threads = search_threads  # OpenMP threads per search; 0 leaves FAISS's default (every core)
         self._lock = threading.RLock()
         self._index: Any = None  # IVF stays None until its first batch trains it
         if kind == "flat":
@@ -122,6 +123,10 @@ class FaissIndex:
     # --- reads
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        if self.search_threads:
+            # OpenMP keeps its thread count per calling thread, so it is set in the thread that searches
+            # (a request thread), not once at start-up.
+            faiss.omp_set_num_threads(self.search_threads)
         with self._lock:
             if not len(self):
                 return np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1, np.int64)
@@ -163,11 +168,13 @@ class FaissIndex:
         write_sidecar(Path(path), info)
 
     @classmethod
-    def restore(cls, path: Path, *, nlist: int = 256, nprobe: int = 32, ef_search: int = 64) -> FaissIndex:
+    def restore(cls, path: Path, *, nlist: int = 256, nprobe: int = 32, ef_search: int = 64,
+                search_threads: int = 0) -> FaissIndex:
         info = read_sidecar(Path(path))
         if info is None:
             raise FileNotFoundError(f"no snapshot with sidecar at {path}")
-        index = cls(info.dim, kind=info.kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search)
+        index = cls(info.dim, kind=info.kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search,
+                    search_threads=search_threads)
         if info.kind == "flat":  # a ValueError for bytes of another layout (FAISS's IDMap2 before): rebuild
             index._index = SlotVectorStore.from_bytes(Path(path).read_bytes(), info.dim)
         elif len(data := np.fromfile(path, dtype=np.uint8)):

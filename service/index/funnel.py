@@ -42,7 +42,7 @@ class MatryoshkaFunnelIndex:
     """A ``VectorIndex`` of dimension ``dim`` that searches a ``shortlist_dim`` cut and rescores at ``dim``."""
 
     def __init__(self, dim: int, *, shortlist_dim: int, shortlist_factor: int = 8, kind: IndexKind = "flat",
-                 nlist: int = 256, nprobe: int = 32, ef_search: int = 64, hnsw_m: int = 32,
+                 nlist: int = 256, nprobe: int = 32, ef_search: int = 64, hnsw_m: int = 32, search_threads: int = 0,
                  full_precision: Precision = "fp16", shortlist: FaissIndex | None = None) -> None:
         if not 0 < shortlist_dim < dim:
             raise ValueError(f"shortlist_dim must be between 1 and {dim - 1}, got {shortlist_dim}")
@@ -51,7 +51,7 @@ class MatryoshkaFunnelIndex:
         self.dim, self.shortlist_dim, self.shortlist_factor = dim, shortlist_dim, shortlist_factor
         if shortlist is None:  # not `or`: an empty index is falsy (it has a __len__)
             shortlist = FaissIndex(shortlist_dim, kind=kind, nlist=nlist, nprobe=nprobe, ef_search=ef_search,
-                                   hnsw_m=hnsw_m)
+                                   hnsw_m=hnsw_m, search_threads=search_threads)
         self.shortlist = shortlist
         self.kind = self.shortlist.kind
         self._full = SlotVectorStore(dim, precision=full_precision)
@@ -111,12 +111,13 @@ class MatryoshkaFunnelIndex:
 
     @classmethod
     def restore(cls, path: Path, *, shortlist_factor: int = 8, nlist: int = 256, nprobe: int = 32,
-                ef_search: int = 64) -> MatryoshkaFunnelIndex:
+                ef_search: int = 64, search_threads: int = 0) -> MatryoshkaFunnelIndex:
         path = Path(path)
         info = read_sidecar(path)
         if info is None or "shortlist_dim" not in info.extra:
             raise FileNotFoundError(f"no funnel snapshot with sidecar at {path}")
-        shortlist = FaissIndex.restore(shortlist_path(path), nlist=nlist, nprobe=nprobe, ef_search=ef_search)
+        shortlist = FaissIndex.restore(shortlist_path(path), nlist=nlist, nprobe=nprobe, ef_search=ef_search,
+                                       search_threads=search_threads)
         index = cls(info.dim, shortlist_dim=info.extra["shortlist_dim"], shortlist_factor=shortlist_factor,
                     shortlist=shortlist)
         index._full = SlotVectorStore.from_bytes(path.read_bytes(), info.dim)

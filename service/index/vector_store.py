@@ -5,11 +5,12 @@ catalogue is: the funnel's full vectors (``service/index/funnel.py``: replace or
 look up a shortlist) and the flat index (``kind="flat"`` in ``faiss_index.py``: the same writes, plus
 an exact top-k scan). FAISS's ``IndexIDMap2`` offers both, but its ``remove_ids`` rewrites the arrays
 behind the removed rows, and every re-upsert of a re-embedded item is a remove: a batch of 100
-re-upserts took 15 ms at 100 k items, 0.41 s at 1 M and 1.9 s at 4 M for 384-d fp16 vectors
-(``bench/full_vector_store.py``). This store is written by hand because no field library offers an
-id-keyed array with O(batch) replace and delete: rows are packed at the front of a growing array, an
-id maps to its row in a dict, and a delete moves the last row into the hole (swap-remove), so the live
-rows stay contiguous and a scan never meets a dead one. The scan itself is FAISS's (``faiss.knn``, the
+re-upserts took 17 ms at 100 k items, 0.46 s at 1 M and 1.9 s at 4 M in a 64-d flat index, and about
+as much again in the 384-d fp16 full vectors; here, under 1 ms at every size (``bench/vector_storage.py``,
+docs/indexing.md). This store is written by hand because no field library offers an id-keyed array
+with O(batch) replace and delete: rows are packed at the front of a growing array, an id maps to its
+row in a dict, and a delete moves live rows from the end into the holes (swap-remove), so the live rows
+stay contiguous and a scan never meets a dead one. The scan itself is FAISS's (``faiss.knn``, the
 kernel ``IndexFlatIP`` uses).
 
 Precision: ``fp32`` (the flat index: exact scores, what ``faiss.knn`` reads), ``fp16`` (768 B per
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from itertools import repeat
 from typing import Literal
 
 import faiss
@@ -55,20 +57,22 @@ class SlotVectorStore:
         self._codes[rows], self._scales[rows], self._row_ids[rows] = codes, scales, ids
 
     def delete(self, ids: np.ndarray) -> int:
-        """Drop the ids that are present; returns how many were. Each hole takes the last live row."""
-        removed = 0
-        for item in np.asarray(ids).tolist():
-            row = self._row_of.pop(item, None)
-            if row is None:
-                continue
-            removed, last = removed + 1, self._used - 1
-            if row != last:
-                moved = int(self._row_ids[last])
-                self._codes[row], self._scales[row], self._row_ids[row] = (
-                    self._codes[last], self._scales[last], moved)
-                self._row_of[moved] = row
-            self._used = last
-        return removed
+        """Drop the ids that are present; returns how many were. The live rows past the new end move into
+        the holes below it, so rows [0, len) stay exactly the live ones."""
+        gone = np.fromiter((row for row in map(self._row_of.pop, np.asarray(ids).tolist(), repeat(None))
+                            if row is not None), dtype=np.int64)
+        if not len(gone):
+            return 0
+        end = self._used - len(gone)
+        holes = np.sort(gone[gone < end])
+        tail_alive = np.ones(self._used - end, dtype=bool)
+        tail_alive[gone[gone >= end] - end] = False
+        movers = end + np.flatnonzero(tail_alive)  # the live rows past the new end: as many as there are holes
+        for array in (self._codes, self._scales, self._row_ids):
+            array[holes] = array[movers]
+        self._row_of.update(zip(self._row_ids[holes].tolist(), holes.tolist()))
+        self._used = end
+        return len(gone)
 
     def _row_for(self, item: int) -> int:
         row = self._row_of.get(item)

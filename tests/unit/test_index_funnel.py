@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+import faiss
 import numpy as np
 import pytest
 
@@ -165,3 +168,25 @@ def test_start_up_restores_a_good_snapshot_and_rebuilds_a_torn_one_or_another_la
     plain_settings = Settings(embedding_dim=DIM, index_shortlist_dim=0, state_dir=tmp_path)
     plain = load_or_build_index(plain_settings, name="items", meta=meta, build=build)
     assert len(builds) == 3 and isinstance(plain, FaissIndex)
+
+
+def test_search_threads_apply_in_the_thread_that_searches() -> None:
+    """OpenMP's thread count is per thread: a request thread that searches must get the setting, and 0 must
+    leave FAISS's default alone."""
+    vectors = matryoshka_like(np.random.default_rng(2), 50)
+    seen = {}
+
+    def search_in_a_new_thread(threads: int) -> int:
+        index = make_index(Settings(embedding_dim=DIM, index_shortlist_dim=CUT, index_search_threads=threads))
+        index.upsert(np.arange(50), vectors)
+        worker = threading.Thread(target=lambda: (index.search(vectors[:1], 3),
+                                                  seen.__setitem__(threads, faiss.omp_get_max_threads())))
+        worker.start()
+        worker.join()
+        return seen[threads]
+
+    untouched = threading.Thread(target=lambda: seen.__setitem__("default", faiss.omp_get_max_threads()))
+    untouched.start()
+    untouched.join()
+    assert search_in_a_new_thread(1) == 1
+    assert search_in_a_new_thread(0) == seen["default"]  # what any fresh thread gets: every core
