@@ -43,4 +43,3 @@ def restore_index(settings: Settings, path: Path) -> VectorIndex:
     if settings.funnel_dim is None:
         return FaissIndex.restore(path, **params)
     return MatryoshkaFunnelIndex.restore(path, shortlist_factor=settings.index_shortlist_factor, **params)
-
