@@ -45,6 +45,7 @@ bench: install system-deps
 	$(BIN)/python bench/index_choice.py --items 54667 --queries 1000
 	$(BIN)/python -m bench.endpoints --seconds 10 --concurrency 1 4
 	$(BIN)/python -m bench.triton_vs_embedded
+	$(BIN)/python -m bench.ranking_phases --rounds 30
 	$(BIN)/python bench/freshness/run.py --rates 100,200,250,300,400,500 --seconds 20 --items 2000 --indexer-no-spin
 
 # Lint rules in pyproject.toml ([tool.ruff.lint]); `make test` runs it first.

@@ -4,15 +4,25 @@ The order is what makes a crash harmless (docs/indexing.md, "Exactly once in eff
 
 1. read the stored versions and drop every event whose version is not newer (a re-delivered
    or out-of-order event; this is what makes re-delivery idempotent);
-2. embed the surviving upserts through the inference seam (one batched call);
-3. publish each item's new vector, or a delete record, to the compacted vector log and wait
-   for the acknowledgements — replicas apply it to their in-memory indexes from there;
+2. embed the surviving upserts through the inference seam (one batched call) — except those whose
+   text equals the stored document's (a price- or attribute-only update): by this same order the
+   stored document is the one of the item's latest vector-log record, so its vector already has
+   that text, and the update goes out as an *advance* record (new version and document, no vector);
+3. publish each item's new vector, an advance, or a delete record, to the compacted vector log and
+   wait for the acknowledgements — replicas apply it to their in-memory indexes from there;
 4. write the documents / tombstones to the store with a compare-and-set on the version.
 
-Step 4 is the commit marker: a crash before it leaves the stored version old, so the
+Steps 3–4 run twice per batch: first for what needs no model (advances, deletes), then for the
+embedded upserts (``apply_batch``). Step 4 is the commit marker: a crash before it leaves the stored version old, so the
 re-delivered event passes step 1 again and is re-published (replicas drop the duplicate by
 version); a crash after it makes the re-delivered event stale, and its vector is already in
 the log. The caller commits Kafka offsets only after ``apply_batch`` returns.
+
+Skipping the model is safe even when the stored document is not the text a replica holds (a crash
+between steps 3 and 4 followed by a re-delivered batch whose last version reverts the text; a replica
+bootstrapped from a compacted log): each replica compares the advance's text with the text of the
+vector *its* index holds and re-embeds on a mismatch (``service/replica_follower.py``), so the worst
+case is a model call in a replica, never a wrong vector.
 """
 
 from __future__ import annotations
@@ -52,6 +62,10 @@ class ApplyResult:
     not_stored: int
     """Events that lost the store's compare-and-set to a concurrent writer (rare: a rebalance)."""
     seconds: float
+    embedded: int = 0
+    """Upserts embedded (model calls' texts)."""
+    reused: int = 0
+    """Upserts whose text was unchanged: published as advance records without a model call."""
 
 
 def stored_versions(store: ItemStore, item_ids: list[str]) -> list[int | None]:
@@ -69,28 +83,53 @@ def fresh_events(store: ItemStore, events: list[Consumed]) -> tuple[list[Consume
     return fresh, len(events) - len(fresh)
 
 
+def _make_durable(records: list[VectorRecord], docs: list[ItemDocument], deletes: list[Consumed], *,
+                  store: ItemStore, sink: VectorSink, encoder_version: str) -> tuple[list[bool], list[bool]]:
+    """Steps 3 and 4 for one part of a batch: publish (acknowledged), then the store's compare-and-set."""
+    if records:
+        sink.publish(records, encoder_version=encoder_version)
+    stored = store.put_items(docs) if docs else []
+    removed = store.delete_items([rec.event.item_id for rec in deletes],
+                                 [rec.event.version for rec in deletes]) if deletes else []
+    return stored, removed
+
+
 def apply_batch(batch: Batch, *, store: ItemStore, encoder: TextEncoder, sink: VectorSink) -> ApplyResult:
-    """Make the batch durable (vector log + store); safe to call again with the same events."""
+    """Make the batch durable (vector log + store); safe to call again with the same events.
+
+    Two parts, each in the order above: first the changes that need no model (advances and deletes),
+    then the upserts to embed — so a price-only change or a delete never waits for its batch's encode.
+    A batch holds one event per item (the batcher's last write wins), so the parts touch different
+    items, and a crash between them leaves the first part stale on re-delivery and the second fresh.
+    """
     started = time.perf_counter()
     fresh, stale = fresh_events(store, batch.events)
     upserts = [rec for rec in fresh if isinstance(rec.event, UpsertEvent)]
     deletes = [rec for rec in fresh if isinstance(rec.event, DeleteEvent)]
     docs: list[ItemDocument] = [rec.event.document() for rec in upserts]
-    vectors = encoder.encode([doc.text for doc in docs], kind="item")
+    held = store.get_items([doc.item_id for doc in docs]) if docs else []
+    same = [old is not None and old.text == doc.text for doc, old in zip(docs, held)]
 
-    records = [VectorRecord(doc.item_id, doc.version, rec.timestamp_ms, vector, doc)
-               for rec, doc, vector in zip(upserts, docs, vectors)]
+    kept = [(rec, doc) for rec, doc, unchanged in zip(upserts, docs, same) if unchanged]
+    records = [VectorRecord(doc.item_id, doc.version, rec.timestamp_ms, None, doc, advance=True) for rec, doc in kept]
     records += [VectorRecord(rec.event.item_id, rec.event.version, rec.timestamp_ms) for rec in deletes]
-    if records:
-        sink.publish(records, encoder_version=encoder.model_version)
+    stored, removed = _make_durable(records, [doc for _, doc in kept], deletes, store=store, sink=sink,
+                                    encoder_version=encoder.model_version)
 
-    stored = store.put_items(docs) if docs else []
-    removed = store.delete_items([rec.event.item_id for rec in deletes],
-                                 [rec.event.version for rec in deletes]) if deletes else []
+    embed = [(rec, doc) for rec, doc, unchanged in zip(upserts, docs, same) if not unchanged]
+    vectors = encoder.encode([doc.text for _, doc in embed], kind="item") if embed else []
+    records = [VectorRecord(doc.item_id, doc.version, rec.timestamp_ms, vector, doc)
+               for (rec, doc), vector in zip(embed, vectors)]
+    stored_new, _ = _make_durable(records, [doc for _, doc in embed], [], store=store, sink=sink,
+                                  encoder_version=encoder.model_version)
+    stored += stored_new
+    done = [doc for _, doc in kept] + [doc for _, doc in embed]
     return ApplyResult(
-        upserted=[doc.item_id for doc, ok in zip(docs, stored) if ok],
+        upserted=[doc.item_id for doc, ok in zip(done, stored) if ok],
         deleted=[rec.event.item_id for rec, ok in zip(deletes, removed) if ok],
         stale=stale,
         not_stored=(len(stored) - sum(stored)) + (len(removed) - sum(removed)),
         seconds=time.perf_counter() - started,
+        embedded=len(embed),
+        reused=len(kept),
     )

@@ -32,3 +32,8 @@ EVENTS = Counter(
 )
 """outcome: applied | stale (version not newer than stored) | superseded (newer in the same batch) | dead_letter"""
 DEAD_LETTERS = Counter("shoprank_indexer_dead_letters_total", "Records sent to the DLQ by reason", ["reason"])
+EMBEDDINGS = Counter(
+    "shoprank_indexer_item_embeddings_total",
+    "Fresh upserts by outcome: embedded (a model call) or reused (text unchanged: an advance record, no model call)",
+    ["outcome"],
+)

@@ -131,6 +131,8 @@ class IndexerWorker:
         metrics.APPLY_LATENCY.observe(result.seconds)
         metrics.EVENTS.labels("applied").inc(len(result.upserted) + len(result.deleted))
         metrics.EVENTS.labels("stale").inc(result.stale + result.not_stored)
+        metrics.EMBEDDINGS.labels("embedded").inc(result.embedded)
+        metrics.EMBEDDINGS.labels("reused").inc(result.reused)
         for rec in batch.events:
             metrics.EVENT_AGE.observe(max(0.0, now_ms - rec.timestamp_ms) / 1000)
 
@@ -144,6 +146,13 @@ class IndexerWorker:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
         except KafkaError as exc:  # metrics must never stop the loop
             log.debug("lag not available: %s", exc)
+
+
+def indexer_process_settings(settings: Settings) -> Settings:
+    """The settings with the indexer's own ONNX Runtime budget (``indexer_intra_op_threads``,
+    ``indexer_ort_allow_spinning``) in place of the API's (``intra_op_threads``, ``ort_allow_spinning``)."""
+    return settings.model_copy(update={"intra_op_threads": settings.indexer_intra_op_threads,
+                                       "ort_allow_spinning": settings.indexer_ort_allow_spinning})
 
 
 def build_worker(settings: Settings, *, client_id: str | None = None) -> IndexerWorker:
@@ -161,6 +170,7 @@ def build_worker(settings: Settings, *, client_id: str | None = None) -> Indexer
         raise ValueError("the indexer needs SHOPRANK_KAFKA_BOOTSTRAP and SHOPRANK_REDIS_URL "
                          "(versions must be durable and shared by every worker)")
     client_id = client_id or f"indexer-{socket.gethostname()}-{os.getpid()}"
+    settings = indexer_process_settings(settings)
     ensure_topics(settings)
     producer = make_producer(settings, client_id=client_id)
     store = RedisStore(settings)

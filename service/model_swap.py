@@ -6,14 +6,18 @@ export writes last) or on the server (Triton: its newest READY version). When on
 from what the runtime serves, it opens a *fresh* backend — pinned to the new versions while
 the serving backend stays pinned to the old ones — and warms the new models up. Then:
 
-- **ranker only**: a new ``Runtime`` with the new pair scorer replaces the old one in the
-  holder (one reference assignment: every request sees either the old or the new model).
+- **ranker only** (or a new first-phase model): a new ``Runtime`` with the new pair scorer and
+  first-phase scorer replaces the old one in the holder (one reference assignment: every request sees either the old or the new model).
 - **encoder**: vectors from different encoders do not mix, so the item and keyphrase indexes
   are re-embedded in the background with the new encoder while the old runtime keeps
   serving; under the write lock, items written meanwhile are caught up, and the new runtime
   (new encoder, new scorer, new indexes) replaces the old one. Writes that were already
   waiting on the old runtime land in the old index, so after a grace period one more
   catch-up runs against the store, the source of truth.
+
+The first-phase scorer (phased ranking) always runs on the scorer's backend and is rebuilt with it
+on every swap, so it is checked again against the encoder being served (``make_first_phase``): after an
+encoder swap, a first phase trained on the old encoder's vectors switches phasing off.
 
 The old backend is closed after that grace period, when no request can still hold it.
 Responses report ``runtime.model_version`` (``encoder:N+ranker:M``), which therefore says
@@ -39,11 +43,12 @@ from service.catalogue import stable_id
 from service.errors import DependencyUnavailable, NotFound
 from service.index.factory import make_index
 from service.inference.base import InferenceBackend
-from service.inference.factory import make_backend, make_encoder, make_pair_scorer
+from service.inference.factory import make_backend, make_encoder, make_first_phase, make_pair_scorer
 from service.inference.metrics import MODEL_SWAPS
 from service.inference.models import Encoder
 from service.inference.repository import latest_version
 from service.runtime import Runtime, encode_all
+from service.searchable import SearchableVersions
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,10 +91,13 @@ class IndexedVersions:
             vectors = runtime.encoder.encode([doc.text for doc in part], kind="item")
             runtime.items.upsert(np.array([stable_id(doc.item_id) for doc in part], dtype=np.int64), vectors)
             self.versions.update((doc.item_id, doc.version) for doc in part)
+            for doc in part:  # GET /v1/items reports what the new index holds
+                runtime.searchable.upserted(stable_id(doc.item_id), doc.version, doc.text)
         if gone:
             runtime.items.delete(np.array([stable_id(item_id) for item_id in gone], dtype=np.int64))
             for item_id in gone:
                 del self.versions[item_id]
+                runtime.searchable.forget(stable_id(item_id))
         return len(changed) + len(gone)
 
 
@@ -109,7 +117,8 @@ def reembedded_runtime(runtime: Runtime, *, encoder: Encoder, settings: Settings
                  encode_all(encoder, [doc.text for doc in docs], kind="item", batch=batch, label="items (new encoder)"))
     indexed = IndexedVersions()
     indexed.versions = {doc.item_id: doc.version for doc in docs}
-    return dataclasses.replace(runtime, encoder=encoder, items=items, keyphrases=keyphrases), indexed
+    return dataclasses.replace(runtime, encoder=encoder, items=items, keyphrases=keyphrases,
+                               searchable=SearchableVersions.of_docs(docs)), indexed
 
 
 class ModelSwapWatcher:
@@ -127,6 +136,7 @@ class ModelSwapWatcher:
         self._retired: list[InferenceBackend] = []  # backends no runtime refers to any more
         self._owned: list[InferenceBackend] = []  # backends made here that the runtime does not close
         self._indexed_encoder: str | None = None  # the encoder version the serving indexes were built with
+        self._first_phase_seen: str | None = None  # the newest first-phase version considered at the last swap
 
     def start(self) -> ModelSwapWatcher:
         self._thread = threading.Thread(target=self._run, name="model-swap", daemon=True)
@@ -161,17 +171,19 @@ class ModelSwapWatcher:
         settings = self._settings
         if self._indexed_encoder is None:
             self._indexed_encoder = runtime.encoder.version  # first sight: the indexes were built with it
+            self._first_phase_seen = self._newest_first_phase(runtime)
         # the index's encoder, not the encoder's current pin: Triton may have moved a pin whose version it unloaded
-        have = (self._indexed_encoder, runtime.scorer.version)
+        have = (self._indexed_encoder, runtime.scorer.version, self._first_phase_seen)
         want = (newest_version(runtime.encoder.backend, settings, settings.encoder_model) or have[0],
-                newest_version(runtime.scorer.backend, settings, settings.ranker_model) or have[1])
+                newest_version(runtime.scorer.backend, settings, settings.ranker_model) or have[1],
+                self._newest_first_phase(runtime) or have[2])
         if want == have or want in self._failed:
             return None
         kind = "encoder" if want[0] != have[0] else "ranker"
         if kind == "encoder" and settings.kafka_bootstrap:
             log.warning("model swap: encoder %s found, but with Kafka the indexer re-embeds; swapping the ranker only",
                         want[0])
-            kind = "ranker" if want[1] != have[1] else None
+            kind = "ranker" if want[1:] != have[1:] else None
             if kind is None:
                 self._failed.add(want)  # nothing this process can do for that pair of versions
                 return None
@@ -183,6 +195,10 @@ class ModelSwapWatcher:
             encoder = make_encoder(backend, settings) if kind == "encoder" else None
             if encoder is not None:
                 encoder.encode(["warm up"], kind="query")
+            first_phase, phasing = make_first_phase(backend, settings, encoder or runtime.encoder)
+            if first_phase is not None:
+                first_phase.score(np.zeros((1, settings.embedding_dim), np.float32),
+                                  np.zeros((1, settings.embedding_dim), np.float32), task=first_phase.tasks()[0])
         except Exception:
             backend.close()
             self._failed.add(want)
@@ -190,14 +206,16 @@ class ModelSwapWatcher:
             log.exception("model swap: %s is not usable; still serving %s", want, runtime.model_version)
             return None
         try:
+            phased = {"first_phase": first_phase, "phasing": phasing}
             if encoder is not None:
-                self._swap_encoder(runtime, backend, encoder, scorer)
+                self._swap_encoder(runtime, backend, encoder, scorer, phased)
             else:
-                self._swap_ranker(runtime, backend, scorer)
+                self._swap_ranker(runtime, backend, scorer, phased)
         except Exception:
             if self._slot.runtime is runtime:  # failed before the switch: the old models keep serving
                 backend.close()
             raise
+        self._first_phase_seen = want[2]
         MODEL_SWAPS.labels(kind).inc()
         log.info("model swap: now serving %s", self._slot.runtime.model_version,
                  extra={"event": "model_swap", "kind": kind, "previous": f"encoder:{have[0]}+ranker:{have[1]}",
@@ -205,20 +223,28 @@ class ModelSwapWatcher:
         self._close_retired()
         return kind
 
-    def _swap_ranker(self, runtime: Runtime, backend: InferenceBackend, scorer) -> None:
+    def _newest_first_phase(self, runtime: Runtime) -> str | None:
+        """The newest complete first-phase version, None when there is none (phasing stays as it is)."""
+        try:
+            return newest_version(runtime.scorer.backend, self._settings, self._settings.first_phase_model)
+        except NotFound:  # Triton serves no first-phase model
+            return None
+
+    def _swap_ranker(self, runtime: Runtime, backend: InferenceBackend, scorer, phased: dict) -> None:
         old_backend = runtime.scorer.backend
-        self._slot.runtime = dataclasses.replace(runtime, scorer=scorer)
+        self._slot.runtime = dataclasses.replace(runtime, scorer=scorer, **phased)
         self._owned.append(backend)
         if old_backend is not runtime.backend:  # the encoder still uses the runtime's own backend
             self._owned = [b for b in self._owned if b is not old_backend]
             self._retired.append(old_backend)
 
-    def _swap_encoder(self, runtime: Runtime, backend: InferenceBackend, encoder: Encoder, scorer) -> None:
+    def _swap_encoder(self, runtime: Runtime, backend: InferenceBackend, encoder: Encoder, scorer,
+                      phased: dict) -> None:
         settings = self._settings
         log.info("model swap: re-embedding items and keyphrases with %s while %s serves", encoder.model_version,
                  runtime.model_version)
         fresh, indexed = reembedded_runtime(runtime, encoder=encoder, settings=settings)
-        fresh = dataclasses.replace(fresh, backend=backend, scorer=scorer)
+        fresh = dataclasses.replace(fresh, backend=backend, scorer=scorer, **phased)
         with runtime._write_lock:  # shared by both runtimes: no write can slip between catch-up and switch
             caught = indexed.catch_up(fresh, batch=settings.index_build_batch)
             self._slot.runtime = fresh

@@ -1,9 +1,12 @@
 """The three serving pipelines: encoder → index → ranker → value model, free of HTTP.
 
-- ``rank``: score (query, item) pairs with the ranker, order by the unified value model.
+- ``rank``: score (query, item) pairs — with phased ranking on, the first phase scores every candidate
+  and the ranker re-scores the best ``rerank_depth`` (``service/ranking/phases.py``) — and order them
+  by the unified value model.
 - ``retrieve``: query tower → item index → stored documents.
 - ``recommend_keyphrases``: item tower → keyphrase index (k × candidates factor) → ranker
-  relevance filter on (keyphrase, item) → top k by expected relevance, then ANN score.
+  relevance filter on (keyphrase, item) → top k by expected relevance, then ANN score; with phasing
+  on, the same two phases, each phase's candidates filtered by that phase's calibrated floor.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from typing import Literal
 import numpy as np
 from pydantic import ValidationError
 
+from service.catalogue import stable_id
 from service.errors import InvalidInput, NotFound, UnknownProfile
+from service.ranking import phases
 from service.ranking.engagement_prior import popularity_of, with_priors
 from service.ranking.ordinal import OrdinalScores
-from service.ranking.value_model import rank_by_value
+from service.ranking.value_model import rank_by_value, value_scores
 from service.runtime import Runtime
 from service.settings import Settings, WeightProfile
 from service.store.base import CachedRecommendations, ItemDocument, KeyphraseRecommendation
@@ -40,6 +45,7 @@ class RankedItem:
     ctr: float
     cvr: float
     filtered: bool
+    phase: int = phases.SECOND  # 1 = first phase only, 2 = re-scored by the ranker (cross-encoder)
 
 
 @dataclass(frozen=True)
@@ -78,14 +84,60 @@ def _check_task(runtime: Runtime, task: str) -> None:
         raise InvalidInput(f"task {task!r} is not served by the ranker; known tasks: {runtime.scorer.tasks()}")
 
 
+def item_vectors(runtime: Runtime, items: Sequence[ItemDocument], *, kind: str = "item") -> np.ndarray:
+    """The first phase's item-side vectors: from the item index when it holds a vector for the id made from
+    exactly the candidate's text (``title | category``), else embedded, all such candidates in one batch.
+    ``kind="query"`` (query_query candidates) always embeds.
+
+    "Made from exactly this text" is the index's own record (``runtime.searchable``, which follows the
+    index, not the store: with Kafka the store can be ahead of this replica's index); a runtime without
+    one compares with the stored document instead."""
+    vectors = np.zeros((len(items), runtime.encoder.dim), dtype=np.float32)
+    have = np.zeros(len(items), dtype=bool)
+    if kind == "item" and items:
+        searchable = getattr(runtime, "searchable", None)
+        if searchable is not None:
+            same = np.array([row for row, item in enumerate(items)
+                             if searchable.holds_text(stable_id(item.item_id), item.text)], dtype=np.int64)
+        else:
+            stored = runtime.store.get_items([item.item_id for item in items])
+            same = np.array([row for row, (item, doc) in enumerate(zip(items, stored))
+                             if doc is not None and doc.text == item.text], dtype=np.int64)
+        if len(same):
+            found, got = runtime.items.vectors(np.array([stable_id(items[r].item_id) for r in same], dtype=np.int64))
+            vectors[same[found]], have[same[found]] = got[found], True
+    missing = np.flatnonzero(~have)
+    if len(missing):
+        vectors[missing] = runtime.encoder.encode([items[r].text for r in missing], kind=kind)
+    return vectors
+
+
+def _phase_heads(scores, card: Mapping, popularity: np.ndarray) -> phases.Heads:
+    ctr, cvr = with_priors(card, scores.ctr, scores.cvr, popularity)
+    rel = scores.relevance
+    return phases.Heads(rel.p_partial_or_better, rel.p_exact, rel.labels, np.asarray(ctr), np.asarray(cvr))
+
+
+def phasing_applies(runtime: Runtime, *, depth: int, candidates: int, task: str) -> bool:
+    """Whether a request goes through two phases: a first phase is served for the task and the depth is
+    below the number of candidates (else every candidate is re-scored anyway: today's single phase)."""
+    first = runtime.first_phase
+    return first is not None and depth < candidates and task in first.tasks()
+
+
 def rank(runtime: Runtime, *, query: str, items: Sequence[ItemDocument], weights: WeightProfile,
          min_relevance: float | None = None, task: str = "query_item",
-         features: Sequence[Mapping[str, float]] | None = None) -> list[RankedItem]:
+         features: Sequence[Mapping[str, float]] | None = None, rerank_depth: int | None = None) -> list[RankedItem]:
     """Items best first by value score; items under the relevance floor come last, marked filtered.
 
     ``features[i]`` are candidate i's caller-given features; ``popularity`` shifts its CTR/CVR when the
-    served ranker's card has an engagement fit (``service/ranking/engagement_prior.py``)."""
+    served ranker's card has an engagement fit (``service/ranking/engagement_prior.py``). ``rerank_depth``
+    (default ``settings.rerank_depth``): how many of the first phase's best the ranker re-scores."""
     _check_task(runtime, task)
+    depth = runtime.settings.rerank_depth if rerank_depth is None else rerank_depth
+    if phasing_applies(runtime, depth=depth, candidates=len(items), task=task):
+        return _rank_phased(runtime, query=query, items=items, weights=weights, min_relevance=min_relevance,
+                            task=task, features=features, depth=depth)
     heads = runtime.scorer.score([query] * len(items), [item.text for item in items], task=task)
     rel, labels = heads.relevance, heads.relevance.labels
     popularity = popularity_of(features if features is not None else [{}] * len(items))
@@ -95,6 +147,40 @@ def rank(runtime: Runtime, *, query: str, items: Sequence[ItemDocument], weights
     return [RankedItem(item_id=items[row].item_id, score=float(result.score[row]), relevance=_relevance(rel, labels, row),
                        ctr=float(ctr[row]), cvr=float(cvr[row]), filtered=bool(result.filtered[row]))
             for row in result.order]
+
+
+def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument], weights: WeightProfile,
+                 min_relevance: float | None, task: str, features: Sequence[Mapping[str, float]] | None,
+                 depth: int) -> list[RankedItem]:
+    """First phase on every candidate, the ranker on the best ``depth``, merged by ``phases``' boundary rule.
+
+    Engagement priors are the served ranker's (the first phase predicts the ranker's heads)."""
+    card = runtime.scorer.card
+    popularity = popularity_of(features if features is not None else [{}] * len(items))
+    query_kind = "item" if task == "item_item" else "query"
+    item_kind = "query" if task == "query_query" else "item"
+    query_vector = runtime.encoder.encode([query], kind=query_kind)
+    first = _phase_heads(runtime.first_phase.score(query_vector, item_vectors(runtime, items, kind=item_kind),
+                                                   task=task), card, popularity)
+    first_rank = rank_by_value(expected_relevance=first.expected, p_partial_or_better=first.p_partial_or_better,
+                               ctr=first.ctr, cvr=first.cvr, weights=weights, min_relevance=min_relevance)
+    rows = phases.second_phase_rows(first_rank.order, depth)
+    if len(rows):
+        second = _phase_heads(runtime.scorer.score([query] * len(rows), [items[r].text for r in rows], task=task),
+                              card, popularity[rows])
+        heads, phase = phases.merge(first, second, rows)
+    else:
+        heads, phase = first, np.full(len(items), phases.FIRST, dtype=np.int64)
+    score = value_scores(expected_relevance=heads.expected, ctr=heads.ctr, cvr=heads.cvr, weights=weights)
+    filtered = (np.zeros(len(items), dtype=bool) if min_relevance is None
+                else heads.p_partial_or_better < min_relevance)
+    expected = heads.expected
+    return [RankedItem(item_id=items[row].item_id, score=float(score[row]),
+                       relevance=Relevance(float(heads.p_partial_or_better[row]), float(heads.p_exact[row]),
+                                           float(expected[row]), heads.labels[row]),
+                       ctr=float(heads.ctr[row]), cvr=float(heads.cvr[row]), filtered=bool(filtered[row]),
+                       phase=int(phase[row]))
+            for row in phases.phased_order(score, filtered, phase)]
 
 
 def retrieve(runtime: Runtime, *, query: str, k: int) -> list[RetrievedItem]:
@@ -113,16 +199,36 @@ def keyphrase_floor(runtime: Runtime) -> float:
     return configured if configured is not None else runtime.scorer.relevance_floor()
 
 
-def recommend_keyphrases(runtime: Runtime, *, item: ItemDocument, k: int) -> list[KeyphraseRecommendation]:
-    """Keyphrases for an item: ANN candidates kept when the ranker's P(y ≥ partial) clears the floor."""
+def first_phase_keyphrase_floor(runtime: Runtime) -> float:
+    """The floor for keyphrases only the first phase scored: the setting if given, else the one calibrated
+    on validation for the served first-phase version (its card), else the ranker's."""
+    configured = runtime.settings.keyphrase_min_relevance
+    if configured is not None:
+        return configured
+    calibrated = runtime.first_phase.relevance_floor() if runtime.first_phase is not None else None
+    return calibrated if calibrated is not None else runtime.scorer.relevance_floor()
+
+
+def recommend_keyphrases(runtime: Runtime, *, item: ItemDocument, k: int,
+                         rerank_depth: int | None = None) -> list[KeyphraseRecommendation]:
+    """Keyphrases for an item: ANN candidates kept when the ranker's P(y ≥ partial) clears the floor.
+
+    With phasing on, the first phase scores every candidate (keyphrase vectors from the keyphrase index,
+    the item's from the ANN query), the ranker re-scores the best ``keyphrase_rerank_depth`` (default k)
+    and each candidate must clear the floor of the phase that scored it; phase 2 ones come first.
+    ``rerank_depth`` overrides the setting for this call."""
     settings = runtime.settings
-    scores, ids = runtime.keyphrases.search(runtime.encoder.encode([item.text], kind="item"),
-                                            k * settings.keyphrase_candidates_factor)
-    candidates = [(runtime.keyphrase_texts[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0])
+    item_vector = runtime.encoder.encode([item.text], kind="item")
+    scores, ids = runtime.keyphrases.search(item_vector, k * settings.keyphrase_candidates_factor)
+    candidates = [(runtime.keyphrase_texts[i], float(s), i) for i, s in zip(ids[0].tolist(), scores[0])
                   if i in runtime.keyphrase_texts]
     if not candidates:
         return []
     phrases, ann = [c[0] for c in candidates], np.array([c[1] for c in candidates])
+    depth = keyphrase_depth(settings, k) if rerank_depth is None else rerank_depth
+    if phasing_applies(runtime, depth=depth, candidates=len(phrases), task="query_item"):
+        return _keyphrases_phased(runtime, item=item, item_vector=item_vector, phrases=phrases, ann=ann,
+                                  ids=np.array([c[2] for c in candidates], dtype=np.int64), k=k, depth=depth)
     rel = runtime.scorer.score(phrases, [item.text] * len(phrases), task="query_item").relevance
     labels = rel.labels
     keep = np.flatnonzero(rel.p_partial_or_better >= keyphrase_floor(runtime))
@@ -131,11 +237,50 @@ def recommend_keyphrases(runtime: Runtime, *, item: ItemDocument, k: int) -> lis
                                     p_exact=rel.p_exact[r], expected=rel.expected[r], label=labels[r]) for r in best]
 
 
-def recommend_for_item_id(runtime: Runtime, *, item_id: str, k: int) -> Recommendations:
-    """A stored item's keyphrases: from the cache when it matches the item and model versions."""
+def _keyphrases_phased(runtime: Runtime, *, item: ItemDocument, item_vector: np.ndarray, phrases: list[str],
+                       ann: np.ndarray, ids: np.ndarray, k: int, depth: int) -> list[KeyphraseRecommendation]:
+    found, vectors = runtime.keyphrases.vectors(ids)
+    if not found.all():  # a keyphrase index always holds its texts; embed any it lacks rather than fail
+        missing = np.flatnonzero(~found)
+        vectors[missing] = runtime.encoder.encode([phrases[r] for r in missing], kind="query")
+    first_scores = runtime.first_phase.score(vectors, item_vector, task="query_item")
+    none = np.zeros(len(phrases))
+    first = phases.Heads(first_scores.relevance.p_partial_or_better, first_scores.relevance.p_exact,
+                         first_scores.relevance.labels, none, none)
+    floor_1, floor_2 = first_phase_keyphrase_floor(runtime), keyphrase_floor(runtime)
+    first_order = phases.phased_order(first.expected, first.p_partial_or_better < floor_1,
+                                      np.full(len(phrases), phases.SECOND), tiebreak=ann)
+    rows = phases.second_phase_rows(first_order, depth)
+    heads, phase = first, np.full(len(phrases), phases.FIRST, dtype=np.int64)
+    if len(rows):
+        rel = runtime.scorer.score([phrases[r] for r in rows], [item.text] * len(rows), task="query_item").relevance
+        heads, phase = phases.merge(first, phases.Heads(rel.p_partial_or_better, rel.p_exact, rel.labels,
+                                                        none[rows], none[rows]), rows)
+    dropped = heads.p_partial_or_better < np.where(phase == phases.SECOND, floor_2, floor_1)
+    expected = heads.expected
+    best = [r for r in phases.phased_order(expected, dropped, phase, tiebreak=ann) if not dropped[r]][:k]
+    return [KeyphraseRecommendation(keyphrase=phrases[r], score=ann[r], p_partial_or_better=heads.p_partial_or_better[r],
+                                    p_exact=heads.p_exact[r], expected=expected[r], label=heads.labels[r],
+                                    phase=int(phase[r])) for r in best]
+
+
+def keyphrase_depth(settings: Settings, k: int) -> int:
+    """The configured keyphrase re-scoring depth: ``keyphrase_rerank_depth``, else the k asked for."""
+    return k if settings.keyphrase_rerank_depth is None else settings.keyphrase_rerank_depth
+
+
+def recommend_for_item_id(runtime: Runtime, *, item_id: str, k: int, rerank_depth: int | None = None) -> Recommendations:
+    """A stored item's keyphrases: from the cache when it matches the item and model versions.
+
+    The cache holds what the configured depth serves; a call with another ``rerank_depth`` is computed
+    and not cached."""
     doc = runtime.store.get_items([item_id])[0]
     if doc is None:
         raise NotFound(f"item {item_id!r} is not in the catalogue")
+    cache_k = runtime.settings.keyphrase_cache_k
+    if rerank_depth is not None and rerank_depth != keyphrase_depth(runtime.settings, max(k, cache_k)):
+        recs = recommend_keyphrases(runtime, item=doc, k=k, rerank_depth=rerank_depth)
+        return Recommendations(source="computed", keyphrases=recs)
     cache_k, model_version = runtime.settings.keyphrase_cache_k, runtime.model_version
     cached = runtime.store.get_recommendations(item_id)
     if (cached is not None and k <= cache_k and cached.model_version == model_version

@@ -2,8 +2,11 @@
 
 Every replica reads *all* partitions of the compacted ``item-vectors`` topic by manual
 assignment (no consumer group: each replica needs every record, and nothing to rebalance)
-and applies each record whose version is newer than the one its index holds. Periodic
-snapshots write the index, the per-item versions and the offsets they cover, so a restarted
+and applies each record whose version is newer than the one its index holds. The per-item versions
+(and the text hash of each held vector) live in the runtime's ``SearchableVersions``, which
+``GET /v1/items/{id}`` reads; an *advance* record (same text, new version) moves the version and
+keeps the held vector, or re-embeds the document here when the held vector has another text.
+Periodic snapshots write the index, the per-item versions and the offsets they cover, so a restarted
 replica loads the snapshot and replays only the log after it; a new replica with no snapshot
 replays the compacted log from the start on top of the seed catalogue (version 0).
 
@@ -24,20 +27,20 @@ from pathlib import Path
 
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from service.catalogue import stable_id
 from service.index.base import VectorIndex
 from service.index.factory import index_layout, restore_index
 from service.index.snapshots import write_atomic
+from service.searchable import EMBEDDINGS, REGISTRY, SearchableVersions
 from service.settings import Settings
 from service.store.base import ItemDocument, ItemStore
 from service.vector_log import VectorRecord, decode_record
 
 log = logging.getLogger(__name__)
 
-REGISTRY = CollectorRegistry()
-"""The follower's metrics; the API's ``/metrics`` appends this registry."""
+# REGISTRY (from service.searchable): the follower's metrics; the API's ``/metrics`` appends this registry.
 APPLIED = Counter("shoprank_replica_records_applied_total", "Vector-log records applied to this replica's index",
                   ["kind"], registry=REGISTRY)
 SKIPPED = Counter("shoprank_replica_records_skipped_total", "Vector-log records not applied (stale or unreadable)",
@@ -51,9 +54,10 @@ EVENT_AGE = Histogram("shoprank_replica_event_age_seconds", "Item event create t
 class FollowerState:
     """What a snapshot must capture besides the index: versions and the offsets they reach."""
 
-    versions: dict[int, int] = field(default_factory=dict)
-    """stable_id(item) → version held by the index (items never seen here: -1; seed items are at 0
-    in the store, which the indexer checks first, so no record at version 0 reaches the log for them)."""
+    versions: SearchableVersions = field(default_factory=SearchableVersions)
+    """stable_id(item) → (version, text hash) held by the index, deletes included (items never seen here:
+    -1; the seed catalogue is at 0 here and in the store, which the indexer checks first, so no record
+    at version 0 reaches the log for them). The runtime's map, shared with ``GET /v1/items``."""
     offsets: dict[int, int] = field(default_factory=dict)
     """partition → next offset to read."""
     docs: dict[str, tuple[int, ItemDocument | None]] = field(default_factory=dict)
@@ -64,7 +68,7 @@ class ReplicaFollower:
     """Follows ``settings.kafka_vectors_topic`` into ``index`` (and ``store`` when it is local)."""
 
     def __init__(self, *, settings: Settings, index: VectorIndex, store: ItemStore, encoder,
-                 local_store: bool, snapshot_dir: Path,
+                 local_store: bool, snapshot_dir: Path, versions: SearchableVersions | None = None,
                  on_applied: Callable[[list[VectorRecord], float], None] | None = None) -> None:
         self.settings = settings
         self.index = index
@@ -73,7 +77,7 @@ class ReplicaFollower:
         self.local_store = local_store
         self.snapshot_dir = snapshot_dir
         self.on_applied = on_applied
-        self.state = FollowerState()
+        self.state = FollowerState(versions=versions if versions is not None else SearchableVersions())
         self.caught_up = threading.Event()
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -164,6 +168,7 @@ class ReplicaFollower:
     def apply(self, raw_records) -> list[VectorRecord]:
         """Apply polled Kafka records in order (newest version per item wins); returns what changed."""
         latest: dict[str, tuple[VectorRecord, str]] = {}
+        base: dict[str, tuple[VectorRecord, str]] = {}  # per item, its newest vector or delete in this poll
         for raw in raw_records:
             self.state.offsets[raw.partition] = max(self.state.offsets.get(raw.partition, 0), raw.offset + 1)
             try:
@@ -176,40 +181,69 @@ class ReplicaFollower:
             held = latest.get(record.item_id)
             if held is None or record.version >= held[0].version:
                 latest[record.item_id] = (record, encoder)
-        fresh = [(rec, enc) for rec, enc in latest.values()
-                 if rec.version > self.state.versions.get(stable_id(rec.item_id), -1)]
+            if not record.advance and (record.item_id not in base or record.version >= base[record.item_id][0].version):
+                base[record.item_id] = (record, encoder)
+        for item, (rec, _) in list(latest.items()):
+            # an advance on top of a vector of the same text in this same poll: that vector, at the advance's
+            # version (else the advance would be checked against the older text the index still holds)
+            under = base.get(item)
+            if (rec.advance and under is not None and under[0].vector is not None and under[0].doc is not None
+                    and under[0].version < rec.version and under[0].doc.text == rec.doc.text):
+                latest[item] = (VectorRecord(rec.item_id, rec.version, rec.event_ms, under[0].vector, rec.doc),
+                                under[1])
+        held = self.state.versions
+        fresh = [(rec, enc) for rec, enc in latest.values() if rec.version > held.version(stable_id(rec.item_id))]
         SKIPPED.labels("stale").inc(len(latest) - len(fresh))
-        upserts = [(rec, enc) for rec, enc in fresh if not rec.deleted]
         deletes = [rec for rec, _ in fresh if rec.deleted]
+        advances = [rec for rec, _ in fresh if rec.advance]
+        kept = [rec for rec in advances if held.holds_text(stable_id(rec.item_id), rec.doc.text)]
+        # an advance whose text this index does not hold is re-embedded (enc None: never "ours")
+        upserts = [(rec, enc) for rec, enc in fresh if not rec.deleted and not rec.advance]
+        upserts += [(rec, None) for rec in advances if not held.holds_text(stable_id(rec.item_id), rec.doc.text)]
         if upserts:
             self.index.upsert(np.array([stable_id(rec.item_id) for rec, _ in upserts], dtype=np.int64),
                               self._vectors(upserts))
         if deletes:
             self.index.delete(np.array([stable_id(rec.item_id) for rec in deletes], dtype=np.int64))
         if self.local_store:
-            self.store.put_items([rec.doc for rec, _ in upserts if rec.doc is not None])
+            self.store.put_items([rec.doc for rec, _ in upserts if rec.doc is not None] + [rec.doc for rec in kept])
             self.store.delete_items([rec.item_id for rec in deletes], [rec.version for rec in deletes])
+        # the versions move after the index, so GET /v1/items never reports a version the index lacks
+        for rec, _ in upserts:
+            held.upserted(stable_id(rec.item_id), rec.version, None if rec.doc is None else rec.doc.text)
+        for rec in kept:
+            held.advanced(stable_id(rec.item_id), rec.version)
+        for rec in deletes:
+            held.deleted(stable_id(rec.item_id), rec.version)
         now = time.time()
         applied = [rec for rec, _ in fresh]
         for rec in applied:
-            self.state.versions[stable_id(rec.item_id)] = rec.version
             if self.local_store:
                 self.state.docs[rec.item_id] = (rec.version, rec.doc)
             EVENT_AGE.observe(max(0.0, now - rec.event_ms / 1000))
-        APPLIED.labels("upsert").inc(len(upserts))
+        APPLIED.labels("upsert").inc(len(upserts) - (len(advances) - len(kept)))
+        APPLIED.labels("advance").inc(len(advances))
         APPLIED.labels("delete").inc(len(deletes))
+        EMBEDDINGS.labels("reused").inc(len(kept))
         self._changed_since_snapshot = self._changed_since_snapshot or bool(raw_records)
         if self.on_applied is not None and applied:
             self.on_applied(applied, now)
         return applied
 
-    def _vectors(self, upserts: list[tuple[VectorRecord, str]]) -> np.ndarray:
-        """The logged vectors; re-embedded here when they came from another encoder than ours."""
-        vectors = np.stack([rec.vector[: self.index.dim] for rec, _ in upserts]).astype(np.float32)
+    def _vectors(self, upserts: list[tuple[VectorRecord, str | None]]) -> np.ndarray:
+        """The logged vectors; re-embedded here when they came from another encoder than ours (or none came)."""
+        vectors = np.zeros((len(upserts), self.index.dim), np.float32)
         ours = self.encoder.model_version
-        other = [i for i, (rec, enc) in enumerate(upserts) if enc != ours or rec.vector.shape[0] < self.index.dim]
+        other = []
+        for i, (rec, enc) in enumerate(upserts):
+            if enc == ours and rec.vector is not None and rec.vector.shape[0] >= self.index.dim:
+                vectors[i] = rec.vector[: self.index.dim]
+            else:
+                other.append(i)
         if other:
             vectors[other] = self.encoder.encode([upserts[i][0].doc.text for i in other], kind="item")
+        EMBEDDINGS.labels("logged").inc(len(upserts) - len(other))
+        EMBEDDINGS.labels("embedded").inc(len(other))
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
 
@@ -224,9 +258,7 @@ class ReplicaFollower:
                 "topic": self.settings.kafka_vectors_topic, "encoder": self.encoder.model_version,
                 "layout": index_layout(self.settings)}
         self.index.snapshot(target / "items.faiss", meta=meta)
-        vids = np.fromiter(self.state.versions.keys(), dtype=np.int64, count=len(self.state.versions))
-        versions = np.fromiter(self.state.versions.values(), dtype=np.int64, count=len(self.state.versions))
-        np.savez(target / "versions.npz", vids=vids, versions=versions)
+        self.state.versions.save(target / "versions.npz")
         docs = [{"item_id": item, "version": v, "doc": None if d is None else d.model_dump()}
                 for item, (v, d) in self.state.docs.items()]
         write_atomic(target / "docs.json", json.dumps(docs).encode("utf-8"))
@@ -253,13 +285,14 @@ class ReplicaFollower:
                          target)
                 return None
             index = restore_index(settings, target / "items.faiss")
-            with np.load(target / "versions.npz") as arrays:
-                versions = dict(zip(arrays["vids"].tolist(), arrays["versions"].tolist()))
+            versions = SearchableVersions.load(target / "versions.npz")  # KeyError: written before text hashes
             docs = json.loads((target / "docs.json").read_text())
         except (OSError, ValueError, KeyError, RuntimeError) as exc:  # RuntimeError: FAISS could not read it
             log.warning("replica snapshot %s unusable (%s); replaying the log", target, exc)
             return None
-        self.state = FollowerState(versions=versions, offsets={int(p): o for p, o in meta["offsets"].items()})
+        self.state.versions.replace_with(versions)  # in place: the runtime reads the same object
+        self.state = FollowerState(versions=self.state.versions,
+                                   offsets={int(p): o for p, o in meta["offsets"].items()})
         if self.local_store:
             live = [ItemDocument(**row["doc"]) for row in docs if row["doc"] is not None]
             gone = [row for row in docs if row["doc"] is None]

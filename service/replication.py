@@ -150,7 +150,8 @@ def start_replication(runtime: Runtime, *, wait_s: float | None = 120.0,
                       on_applied: Callable | None = None) -> ReplicationHandle:
     """Start following the vector log into ``runtime`` (a no-op without Kafka).
 
-    Restores this replica's last snapshot when it matches (swapping ``runtime.items``), then
+    Restores this replica's last snapshot when it matches (swapping ``runtime.items`` and filling
+    ``runtime.searchable`` with the versions that index holds), then
     replays the log from the snapshot's offsets and returns once caught up (``wait_s``).
     """
     settings = runtime.settings
@@ -163,7 +164,7 @@ def start_replication(runtime: Runtime, *, wait_s: float | None = 120.0,
     follower = ReplicaFollower(settings=settings, index=runtime.items, store=runtime.store,
                                encoder=runtime.encoder, local_store=not settings.redis_url,
                                snapshot_dir=settings.state_dir / "replicas" / replica_id(settings),
-                               on_applied=on_applied)
+                               versions=runtime.searchable, on_applied=on_applied)
     restored = follower.restore(settings=settings)
     if restored is not None:
         runtime.items = restored

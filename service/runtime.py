@@ -3,8 +3,10 @@
 ``build_runtime`` loads the models, seeds the store with the catalogue at version 0 (never over a
 newer write or tombstone, so a shared store is safe to seed again), and restores each
 index from its snapshot when that snapshot was made by the same encoder from the same source
-(its sidecar meta), else encodes and snapshots it. ``Runtime.apply_items`` is the one write path
-for item changes (HTTP writes now, Kafka followers later): version check, re-embed, index update.
+(its sidecar meta), else encodes and snapshots it. ``Runtime.apply_items`` is the embedded write
+path for item changes: version check, re-embed (skipped when the text the index holds is unchanged),
+index update, then ``runtime.searchable`` (what ``GET /v1/items/{id}`` reports). With Kafka the replica
+follower (``service/replica_follower.py``) changes the index and the same map instead.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from service.catalogue import load_catalogue, stable_id
 from service.index.base import VectorIndex
 from service.index.factory import index_layout, make_index, restorable, restore_index
 from service.inference.base import InferenceBackend
-from service.inference.factory import make_backend, make_encoder, make_pair_scorer
-from service.inference.models import Encoder, PairScorer
+from service.inference.factory import make_backend, make_encoder, make_first_phase, make_pair_scorer
+from service.inference.models import Encoder, FirstPhaseScorer, PairScorer
+from service.searchable import EMBEDDINGS, SearchableVersions
 from service.settings import Settings
 from service.store.base import ItemDocument, ItemStore
 
@@ -47,35 +50,64 @@ class Runtime:
     keyphrases: VectorIndex
     keyphrase_texts: dict[int, str]
     store: ItemStore
+    first_phase: FirstPhaseScorer | None = None  # None: phasing off, every candidate goes to the ranker
+    phasing: str = "off"  # what /readyz says about phased ranking (on / off and why)
+    searchable: SearchableVersions = field(default_factory=SearchableVersions)
+    """What ``items`` holds per item (version, text hash); changed right after the index, never before."""
     ready: bool = False
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def model_version(self) -> str:
-        """The served models, e.g. ``encoder:1+ranker:1`` (follows a hot model swap)."""
-        return f"{self.encoder.model_version}+{self.scorer.model_version}"
+        """The served models, e.g. ``encoder:4+ranker:3`` or, with phased ranking on,
+        ``encoder:4+ranker:3+first_phase:1`` (follows a hot model swap; the keyphrase cache keys on it)."""
+        served = f"{self.encoder.model_version}+{self.scorer.model_version}"
+        return served if self.first_phase is None else f"{served}+{self.first_phase.model_version}"
 
     def apply_items(self, *, upserts: Sequence[ItemDocument] = (),
                     deletes: Sequence[tuple[str, int]] = ()) -> ApplyResult:
         """Apply item writes idempotently: stale versions are refused, upserts re-embedded.
 
-        Serialised by a lock so that the store's order of versions and the index's order of
-        vectors cannot disagree when two writers race on one item.
+        An upsert whose text equals the text of the vector the index holds for the item (a price- or
+        attribute-only change) is stored and advances the searchable version without a model call.
+        Within one call the highest version per item decides the index. Serialised by a lock so that
+        the store's order of versions and the index's order of vectors cannot disagree when two
+        writers race on one item.
         """
         upserted = [False] * len(upserts)
         with self._write_lock:
             rows = [r for r, doc in enumerate(upserts) if _newer(self.store.item_version(doc.item_id), doc.version)]
             docs = [upserts[r] for r in rows]
-            vectors = self.encoder.encode([doc.text for doc in docs], kind="item")  # before any state changes
-            keep = [j for j, ok in enumerate(self.store.put_items(docs)) if ok]
-            if keep:
-                self.items.upsert(np.array([stable_id(docs[j].item_id) for j in keep], dtype=np.int64), vectors[keep])
-            for j in keep:
-                upserted[rows[j]] = True
+            last: dict[str, int] = {}  # item → position of its highest version in docs (later wins a tie)
+            for j, doc in enumerate(docs):
+                if doc.item_id not in last or doc.version >= docs[last[doc.item_id]].version:
+                    last[doc.item_id] = j
+            fresh = {j for j in last.values()
+                     if not self.searchable.holds_text(stable_id(docs[j].item_id), docs[j].text)}
+            order = sorted(fresh)
+            vectors = self.encoder.encode([docs[j].text for j in order], kind="item")  # before any state changes
+            EMBEDDINGS.labels("embedded").inc(len(order))
+            stored = self.store.put_items(docs)
+            for j, ok in enumerate(stored):
+                upserted[rows[j]] = ok
+            won = {j for j in last.values() if stored[j]}
+            embed = [(j, vector) for j, vector in zip(order, vectors) if j in won]
+            if embed:
+                self.items.upsert(np.array([stable_id(docs[j].item_id) for j, _ in embed], dtype=np.int64),
+                                  np.stack([vector for _, vector in embed]))
+            for j in sorted(won):
+                vid = stable_id(docs[j].item_id)
+                if j in fresh:
+                    self.searchable.upserted(vid, docs[j].version, docs[j].text)
+                else:
+                    self.searchable.advanced(vid, docs[j].version)
+                    EMBEDDINGS.labels("reused").inc()
             deleted = self.store.delete_items([d[0] for d in deletes], [d[1] for d in deletes]) if deletes else []
-            gone = [stable_id(item_id) for (item_id, _), ok in zip(deletes, deleted) if ok]
+            gone = [(stable_id(item_id), version) for (item_id, version), ok in zip(deletes, deleted) if ok]
             if gone:
-                self.items.delete(np.array(gone, dtype=np.int64))
+                self.items.delete(np.array([vid for vid, _ in gone], dtype=np.int64))
+                for vid, version in gone:
+                    self.searchable.deleted(vid, version)
         return ApplyResult(upserted=upserted, deleted=list(deleted))
 
     def close(self) -> None:
@@ -142,5 +174,8 @@ def build_runtime(settings: Settings) -> Runtime:
         meta={"encoder": encoder.model_version, "source": f"home-depot keyphrases n={len(texts)}"},
         build=lambda: (np.fromiter(texts.keys(), dtype=np.int64, count=len(texts)),
                        encode_all(encoder, list(texts.values()), kind="query", batch=batch, label="keyphrases")))
+    first_phase, phasing = make_first_phase(backend, settings, encoder)
     return Runtime(settings=settings, backend=backend, encoder=encoder, scorer=scorer, items=items,
-                   keyphrases=keyphrases, keyphrase_texts=texts, store=store)
+                   keyphrases=keyphrases, keyphrase_texts=texts, store=store,
+                   searchable=SearchableVersions.of_docs(seed),
+                   first_phase=first_phase, phasing=phasing)

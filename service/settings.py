@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     encoder_model: str = "encoder"
     ranker_model: str = "ranker"
     intra_op_threads: int = 2
-    ort_allow_spinning: bool = True  # False: idle ONNX Runtime threads sleep instead of spinning
+    # True: idle ONNX Runtime threads spin-wait for the next op. Off by default: spinning threads of the API and
+    # the indexer burn the cores each other need (docs/indexing.md, "Why reads slowed indexing", measured)
+    ort_allow_spinning: bool = False
     inference_sub_batch: int = 32
     query_max_tokens: int = 32
     item_max_tokens: int = 64
@@ -103,6 +105,11 @@ class Settings(BaseSettings):
     indexer_batch_max_events: int = Field(256, ge=1)
     indexer_batch_max_wait_s: float = Field(0.02, gt=0)
     indexer_metrics_port: int | None = None
+    # ONNX Runtime budget of `shoprank indexer run` (its own process; the API keeps intra_op_threads): one
+    # thread and no spinning, right for a small host it shares with the API; more indexer processes (up to
+    # kafka_partitions) scale better than more threads (docs/indexing.md, "Operating on bigger hosts")
+    indexer_intra_op_threads: int = Field(1, ge=1)
+    indexer_ort_allow_spinning: bool = False
     indexer_recommendations: bool = True
     replica_id: str | None = None
     replica_snapshot_interval_s: float = Field(60.0, gt=0)
@@ -122,6 +129,17 @@ class Settings(BaseSettings):
     keyphrase_min_relevance: float | None = Field(None, ge=0, le=1)
     keyphrase_candidates_factor: int = Field(3, ge=1)
     keyphrase_cache_k: int = Field(20, ge=1)  # recommendations cached per item (requests with k ≤ this hit the cache)
+
+    # --- phased ranking (service/ranking/phases.py, docs/serving.md "Phased ranking")
+    first_phase_model: str = "first_phase"  # off when the repository has none trained on the served encoder
+    # candidates the cross-encoder re-scores after the first phase (0 = first phase only); chosen on the
+    # validation split (training/evaluate/phase_curve.py); a request's `rerank_depth` overrides it
+    rerank_depth: int = Field(10, ge=0)
+    # keyphrases: ANN candidates (k × keyphrase_candidates_factor) the cross-encoder re-scores; None = the k asked
+    # for. 15: at k = 20 (60 candidates) the fixed cost (item embedding, search, first phase) leaves 20 re-scored
+    # pairs at 0.38× the full cross-encoder's p50, over the 0.35× target (docs/serving.md, "Phased ranking")
+    keyphrase_rerank_depth: int | None = Field(15, ge=0)
+    pair_cache_size: int = Field(10_000, ge=0)  # LRU of ranker outputs per (version, task, query, title); 0 = off
 
     # --- training: LLM teacher for `shoprank label` (any OpenAI-compatible /v1/chat/completions)
     teacher_base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, OpenAI); unset = human labels

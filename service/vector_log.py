@@ -3,7 +3,7 @@
 Key = item id (so compaction keeps each item's latest record and all records of one item sit
 in one partition, in version order). Value, little-endian::
 
-    b"V1" | kind u8 (1 upsert, 2 delete) | version i64 | event_ms i64 | dim u32 | dim × f32 | doc JSON
+    b"V1" | kind u8 (1 upsert, 2 delete, 3 advance) | version i64 | event_ms i64 | dim u32 | dim × f32 | doc JSON
 
 A delete is a *record with kind 2*, not a Kafka null-value tombstone: compaction drops
 null-value records after ``delete.retention.ms``, and a replica that later rebuilt from the
@@ -11,6 +11,14 @@ seed catalogue plus the log would then resurrect the deleted item. ``event_ms`` 
 create time of the item event that caused the record, so a replica can measure event →
 searchable. The ``encoder`` header names the model that made the vector; a replica serving
 another encoder re-embeds the document instead of mixing vector spaces.
+
+An *advance* (kind 3, no vector, the document) says "this version embeds the same text as the item's
+previous record": the indexer sends it for price-only and attribute-only updates instead of calling the
+model. A replica keeps the vector it holds when that vector was made from the document's text, and
+re-embeds the document otherwise (a replica that bootstrapped from a compacted log whose latest record
+for the item is an advance, or that holds another text) — so an advance can cost a model call in a replica,
+never a wrong vector. Replicas must be upgraded before the indexer starts sending kind 3 (an older
+replica skips it as unreadable and misses the version advance, not the vector).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from service.store.base import ItemDocument
 
 _HEADER = struct.Struct("<2sBqqI")
 _MAGIC = b"V1"
-UPSERT, DELETE = 1, 2
+UPSERT, DELETE, ADVANCE = 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -36,13 +44,20 @@ class VectorRecord:
     event_ms: int
     vector: np.ndarray | None = None
     doc: ItemDocument | None = None
+    advance: bool = False
+    """True: a new version whose embedded text is unchanged (no vector; ``doc`` is required)."""
 
     @property
     def deleted(self) -> bool:
-        return self.vector is None
+        return self.vector is None and not self.advance
 
 
 def encode_record(record: VectorRecord) -> bytes:
+    if record.advance:
+        if record.doc is None:
+            raise ValueError("an advance record needs the document")
+        return (_HEADER.pack(_MAGIC, ADVANCE, record.version, record.event_ms, 0)
+                + record.doc.model_dump_json().encode("utf-8"))
     if record.deleted:
         return _HEADER.pack(_MAGIC, DELETE, record.version, record.event_ms, 0)
     vector = np.ascontiguousarray(record.vector, dtype="<f4").reshape(-1)
@@ -55,11 +70,16 @@ def decode_record(key: bytes, value: bytes) -> VectorRecord:
     if value is None or len(value) < _HEADER.size:
         raise ValueError("vector record too short")
     magic, kind, version, event_ms, dim = _HEADER.unpack_from(value)
-    if magic != _MAGIC or kind not in (UPSERT, DELETE):
+    if magic != _MAGIC or kind not in (UPSERT, DELETE, ADVANCE):
         raise ValueError(f"not a vector record (magic {magic!r}, kind {kind})")
     item_id = key.decode("utf-8")
     if kind == DELETE:
         return VectorRecord(item_id, version, event_ms)
+    if kind == ADVANCE:
+        if len(value) <= _HEADER.size:
+            raise ValueError("advance record without its document")
+        doc = ItemDocument.model_validate_json(value[_HEADER.size:])
+        return VectorRecord(item_id, version, event_ms, None, doc, advance=True)
     end = _HEADER.size + 4 * dim
     if len(value) < end:
         raise ValueError("vector record truncated")

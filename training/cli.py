@@ -7,6 +7,7 @@ serving CLI starts without torch.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -132,6 +133,46 @@ def train_adaptor_command(
     typer.echo(f"adapted student: {out}")
 
 
+@train_app.command("ranker-lite")
+def train_ranker_lite_command(
+    teacher_scores: Path = typer.Option(None, help="the served ranker's logits on train pairs (training/first_phase/"
+                                                   "targets.py); without it the teacher's ONNX scores each batch"),
+    teacher: Path = typer.Option(Path("model_repo/ranker/3"), help="the exported ranker version to drop layers from"),
+    keep_layers: str = typer.Option("0,2,4", help="transformer layers of the teacher the student keeps"),
+    loss: str = typer.Option("mse", help="mse (keeps the teacher's logit scale) | pearson"),
+    epochs: float = typer.Option(1.0, help="passes over the target pairs"),
+    lr: float = typer.Option(1e-4, help="peak learning rate (linear warm-up and decay)"),
+    max_seconds: float = typer.Option(0, help="wall-clock budget; the schedule is planned to end with it (0 = none)"),
+    limit: int = typer.Option(0, help="distil on a random sample of this many pairs (0 = all)"),
+    out_dir: Path = typer.Option(Path("artifacts/ranker-lite/student"), help="the student ranker artifact"),
+    export_repo: Path = typer.Option(None, help="also export (int8 + fp32) and calibrate on validation into this "
+                                                "model repository, e.g. artifacts/ranker-lite/model_repo"),
+    version: int = typer.Option(1, help="version directory of the export"),
+    seed: int = typer.Option(13, help="sampling and shuffling seed"),
+    init_from: Path = typer.Option(None, help="continue this student artifact (same --keep-layers)"),
+    threads: int = typer.Option(0, help="torch / ONNX Runtime threads (0: SHOPRANK_INTRA_OP_THREADS); 1 is faster "
+                                        "on cores shared with other jobs"),
+) -> None:
+    """A cheaper second phase: the served ranker with layers dropped, distilled on its four logits."""
+    from training.cross_encoder.distill import LiteConfig, distil_lite_ranker, load_targets, train_pairs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = LiteConfig(teacher=str(teacher), keep_layers=[int(k) for k in keep_layers.split(",")], loss=loss,
+                        epochs=epochs, lr=lr, max_seconds=max_seconds or None, limit=limit or None, seed=seed,
+                        threads=threads or Settings().intra_op_threads, init_from=str(init_from) if init_from else None)
+    if teacher_scores and teacher_scores.exists():
+        targets = load_targets(teacher_scores)
+    else:  # no scores file: the teacher's ONNX scores each batch of the ranker's own train rows
+        card = json.loads((teacher / "shoprank.json").read_text())
+        targets = train_pairs(Settings().data_dir, card["tasks"])
+    artifact = distil_lite_ranker(targets, config, out_dir)
+    typer.echo(f"student: {artifact}")
+    if export_repo:
+        from training.cross_encoder.lite_compare import export_lite
+
+        typer.echo(f"exported: {export_lite(artifact, repo=export_repo, version=version)}")
+
+
 @train_app.command("recipe")
 def train_recipe_command(
     preset: str = typer.Option("quick", help="quick (a smoke run, ≤ 10 min on 2 cores) or full (≤ 2 h)"),
@@ -154,6 +195,42 @@ def train_recipe_command(
     run = run_recipe(preset=PRESETS[preset], work_dir=work_dir or Path(f"artifacts/recipe-{preset}"),
                      model_repo=model_repo, version=version, teacher_labels=teacher_labels, settings=settings)
     typer.echo(run.summary())
+
+
+@train_app.command("first-phase")
+def train_first_phase_command(
+    model_repo: Path = typer.Option(Path("model_repo"), help="repository whose served encoder and ranker it learns "
+                                                              "from, and where first_phase/<version> is written"),
+    version: int = typer.Option(1, help="version directory of first_phase"),
+    work_dir: Path = typer.Option(Path("artifacts/first_phase"), help="ranker scores, vectors and history "
+                                                                      "(reused when they match)"),
+    hidden: str = typer.Option("256", help="hidden layer widths, comma-separated"),
+    loss: str = typer.Option("mse,bce", help="mse on the ranker's logits | bce on its probabilities | mse,bce: fit "
+                                         "both, export the one closer to the ranker on validation"),
+    epochs: int = typer.Option(12, help="passes over the train pairs (best validation epoch kept)"),
+    max_seconds: float = typer.Option(240.0, help="training-time budget (the epochs stop there)"),
+    retrieved_k: int = typer.Option(0, help="also learn from each train query's top-k retrieved titles (0 = none)"),
+    retrieved_max_pairs: int = typer.Option(40_000, help="cap on the retrieved pairs the ranker scores"),
+    int8_share: float = typer.Option(0.5, help="share of item vectors replaced by the int8 store's round trip"),
+    threads: int = typer.Option(2, help="torch CPU threads"),
+    train_scores: Path = typer.Option(None, help="use these ranker scores of train pairs (a subset scored earlier) "
+                                                 "instead of scoring every train pair"),
+) -> None:
+    """The first phase of phased ranking: an MLP over the served encoder's two vectors, distilled from the ranker."""
+    from training.first_phase.step import FirstPhaseRun, train_first_phase
+    from training.first_phase.train import FirstPhaseConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings().model_copy(update={"model_repo": model_repo, "inference": "embedded"})
+    verify_data(settings.data_dir)
+    configs = [FirstPhaseConfig(hidden=tuple(int(h) for h in hidden.split(",") if h), loss=kind, epochs=epochs,
+                                max_seconds=max_seconds, int8_share=int8_share, threads=threads)
+               for kind in loss.split(",")]
+    card = train_first_phase(settings=settings, work_dir=work_dir, repo=model_repo, version=version,
+                             run=FirstPhaseRun(model=configs[0], alternatives=tuple(configs[1:]), retrieved_k=retrieved_k,
+                                               retrieved_max_pairs=retrieved_max_pairs or None,
+                                               train_scores=train_scores))
+    typer.echo(json.dumps(card, indent=2))
 
 
 def teacher_scores_command(
@@ -314,10 +391,12 @@ def prepare_command() -> None:
 
 
 def calibrate_command() -> None:
-    """Fit the served ranker's relevance floor on the validation split and write it into its model card."""
-    from training.evaluate.calibrate import calibrate_served_ranker
+    """Fit the served ranker's relevance floor on the validation split and write it into its model card; the
+    same for the first phase of phased ranking when one is served."""
+    from training.evaluate.calibrate import calibrate_first_phase, calibrate_served_ranker
 
     typer.echo(calibrate_served_ranker(Settings()))
+    typer.echo({"first_phase": calibrate_first_phase(Settings())})
 
 
 def verify_data_command() -> None:

@@ -3,7 +3,8 @@
 teacher labels → unified multi-task ranker → the ranker's scores on train pairs (distillation targets)
 → bi-encoder student → a linear adaptor fitted against the whole catalogue → ONNX (fp32 + int8
 per-channel) into a Triton model repository → ONNX-vs-torch parity → relevance floor, label cuts and
-engagement priors calibrated on validation → the held-out table on test.
+engagement priors calibrated on validation → the first phase of phased ranking (an MLP over the exported
+encoder's vectors, distilled from the exported ranker, ``training/first_phase/``) → the held-out table on test.
 
 Each step writes its output under ``work_dir`` and is skipped when that output is already there, so a
 run that was stopped picks up where it was. The teacher is the human labels in ``data/`` unless
@@ -26,6 +27,8 @@ from service.settings import Settings
 from training.biencoder.adaptor import AdaptorConfig
 from training.biencoder.train import StudentConfig
 from training.cross_encoder.train import RankerConfig
+from training.first_phase.step import FirstPhaseRun
+from training.first_phase.train import FirstPhaseConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +50,23 @@ class RecipePreset:
     ranker_second_pass: RankerConfig | None = None
     # a linear map on the frozen student, fitted with a softmax over the catalogue (None: export the student as is)
     adaptor: AdaptorConfig | None = None
+    # the first phase of phased ranking, distilled from the exported ranker over the exported encoder's vectors
+    # (None: no first phase)
+    first_phase: FirstPhaseRun | None = None
 
 
 PRESETS = {
     "quick": RecipePreset("quick", RankerConfig(tasks=ALL_TASKS, routing="prefix", max_tokens=48), 1_500,
                           StudentConfig.quick(max_seq_length=32), distillation_pairs=2_000,
-                          adaptor=AdaptorConfig(epochs=1, catalogue_sample=5_000, max_queries=1_000)),
+                          adaptor=AdaptorConfig(epochs=1, catalogue_sample=5_000, max_queries=1_000),
+                          first_phase=FirstPhaseRun(FirstPhaseConfig(hidden=(256,), epochs=8, max_seconds=60),
+                                                    max_train_pairs=3_000, max_validation_pairs=1_000)),
     "full": RecipePreset("full", RankerConfig(tasks=ALL_TASKS, routing="prefix"), None, StudentConfig.full(),
                          distillation_pairs=15_000,
                          ranker_second_pass=RankerConfig(tasks=ALL_TASKS, routing="prefix", lr=2e-5, head_lr=2e-4,
                                                          seed=14),
-                         adaptor=AdaptorConfig()),
+                         adaptor=AdaptorConfig(),
+                         first_phase=FirstPhaseRun(alternatives=(FirstPhaseConfig(loss="bce"),))),
 }
 
 
@@ -211,12 +220,30 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
     step("calibrate", lambda: "calibration" in json.loads(ranker_card.read_text()),
          lambda: calibrate_served_ranker(serve))
     run.figures["calibration"] = json.loads(ranker_card.read_text())["calibration"]
+    if preset.first_phase is not None:
+        from training.first_phase.step import train_first_phase
+
+        first_phase_card = repo / "first_phase" / str(version) / "shoprank.json"
+        step("first phase", first_phase_card, lambda: train_first_phase(
+            settings=serve, work_dir=work_dir / "first_phase", repo=repo, version=version,
+            run=replace(preset.first_phase, model=replace(preset.first_phase.model, threads=settings.intra_op_threads))))
+        run.figures["first_phase"] = json.loads(first_phase_card.read_text())["validation"]
     started = time.time()
     rows = evaluate_test_split(serve)
-    run.table = to_markdown(rows)
-    run.seconds["evaluate (test)"] = round(time.time() - started, 1)
     encoder_row, ranker_row = rows[-2], rows[-1]
     evaluation = {"split": "test", "command": "shoprank train recipe (training/evaluate/ranking_report.evaluate_test_split)"}
+    if preset.first_phase is not None:
+        from training.evaluate.ranking_report import Row
+        from training.first_phase.evaluate import split_figures
+
+        fp = split_figures(serve, split="test")
+        rows.append(Row(f"first phase alone ({fp['model']}, over {fp['encoder']} vectors)", fp["ndcg10"], fp["rmse"],
+                        fp["accuracy"], fp["macro_f1"]))
+        record_in_card(repo / "first_phase" / str(version), "evaluation", evaluation | {
+            "command": "shoprank train recipe (training/first_phase/evaluate.split_figures)",
+            "ndcg10": fp["ndcg10"], "rmse": fp["rmse"], "accuracy": fp["accuracy"], "macro_f1": fp["macro_f1"]})
+    run.table = to_markdown(rows)
+    run.seconds["evaluate (test)"] = round(time.time() - started, 1)
     record_in_card(repo / "encoder" / str(version), "evaluation", evaluation | {"ndcg10": encoder_row.ndcg10})
     record_in_card(repo / "ranker" / str(version), "evaluation", evaluation | {
         "ndcg10": ranker_row.ndcg10, "rmse": ranker_row.rmse, "accuracy": ranker_row.accuracy,

@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--batch-wait-s", type=float, default=0.02, help="indexer_batch_max_wait_s")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--indexer-no-spin", action="store_true",
-                        help="run the indexer with SHOPRANK_ORT_ALLOW_SPINNING=false")
+                        help="run the indexer with SHOPRANK_INDEXER_ORT_ALLOW_SPINNING=false (now the default)")
     parser.add_argument("--indexer-threads", type=int, default=None, help="the indexer's intra_op_threads")
     parser.add_argument("--model-repo", type=Path, default=ROOT / "model_repo")
     args = parser.parse_args()
@@ -191,9 +191,9 @@ def main() -> None:
             if k in ("kafka_bootstrap", "redis_url", "state_dir", "kafka_partitions", "indexer_batch_max_wait_s",
                      "model_repo", "data_dir")}
         if args.indexer_no_spin:
-            env["SHOPRANK_ORT_ALLOW_SPINNING"] = "false"
+            env["SHOPRANK_INDEXER_ORT_ALLOW_SPINNING"] = "false"
         if args.indexer_threads:
-            env["SHOPRANK_INTRA_OP_THREADS"] = str(args.indexer_threads)
+            env["SHOPRANK_INDEXER_INTRA_OP_THREADS"] = str(args.indexer_threads)
         log_path = Path(state) / "indexer.log"
         indexer = subprocess.Popen([sys.executable, "-m", "indexer", "run", "--metrics-port", str(metrics_port)],
                                    env=env, cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)

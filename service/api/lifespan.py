@@ -30,6 +30,9 @@ def warm_up(runtime: Runtime) -> None:
     """One rank and one encode, so the first caller does not pay for lazy initialisation."""
     weights = pipelines.resolve_weights(runtime.settings, profile=None, overrides=None)
     pipelines.rank(runtime, query="warm up", items=[ItemDocument(item_id="warm-up", title="warm up")], weights=weights)
+    if runtime.first_phase is not None:  # and the first phase alone (phased ranking)
+        pipelines.rank(runtime, query="warm up", items=[ItemDocument(item_id="warm-up", title="warm up")],
+                       weights=weights, rerank_depth=0)
     runtime.encoder.encode(["warm up"], kind="query")
 
 

@@ -72,7 +72,8 @@ class RuntimeCollector:
         yield GaugeMetricFamily("shoprank_store_items", "Live items in the item store", value=runtime.store.count())
         info = InfoMetricFamily("shoprank_model", "Models being served")
         info.add_metric([], {"version": runtime.model_version, "encoder": runtime.encoder.model_version,
-                             "ranker": runtime.scorer.model_version})
+                             "ranker": runtime.scorer.model_version,
+                             "first_phase": runtime.first_phase.model_version if runtime.first_phase else "off"})
         yield info
 
     def describe(self):

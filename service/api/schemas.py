@@ -52,6 +52,8 @@ class RankedItemOut(BaseModel):
     relevance: RelevanceOut
     engagement: EngagementOut
     filtered: bool = Field(description="P(y ≥ partial) under min_relevance; such items come last")
+    phase: Literal[1, 2] = Field(2, description="which phase scored the item: 1 = the first phase only (a small "
+                                                "model over the query and item vectors), 2 = the cross-encoder")
 
 
 class RankResponse(BaseModel):
@@ -75,12 +77,29 @@ class KeyphraseOut(BaseModel):
     keyphrase: str
     score: float = Field(description="cosine similarity of item and keyphrase embeddings (the ANN score)")
     relevance: RelevanceOut
+    phase: Literal[1, 2] = Field(2, description="1 = relevance from the first phase only, 2 = from the cross-encoder")
 
 
 class KeyphraseResponse(BaseModel):
     model_version: str
     source: Literal["cache", "computed"]
     keyphrases: list[KeyphraseOut]
+
+
+class ItemResponse(BaseModel):
+    """``GET /v1/items/{id}``: the stored document and what this replica's index holds for it."""
+
+    item_id: str
+    version: int = Field(description="the stored document's version (shared store: may be ahead of this replica)")
+    title: str
+    category: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    price: float | None = None
+    updated_at: str | None = None
+    searchable_version: int | None = Field(
+        description="the version whose vector this replica's index holds (null: none); retrieval finds the item "
+                    "by that version's text. Lower than `version` while the replica catches up; a price- or "
+                    "attribute-only update advances it without re-embedding")
 
 
 class ItemWriteResponse(BaseModel):
@@ -101,6 +120,10 @@ class ErrorResponse(BaseModel):
 class StatusResponse(BaseModel):
     status: str
     model_version: str | None = None
+
+
+class ReadyResponse(StatusResponse):
+    phasing: str | None = Field(None, description="phased ranking: 'on: …' or 'off: why' (docs/serving.md)")
 
 
 @dataclass(frozen=True)
@@ -150,6 +173,11 @@ def request_models(settings: Settings) -> RequestModels:
         weights: WeightsOverride | None = None
         min_relevance: float | None = Field(None, ge=0, le=1, description="P(y ≥ partial) floor; below → filtered")
         task: Name = "query_item"
+        rerank_depth: int | None = Field(
+            None, ge=0, le=settings.max_candidates,
+            description=f"how many of the first phase's best candidates the cross-encoder re-scores: 0 = first "
+                        f"phase only, ≥ the number of items = every item (no first phase); default "
+                        f"{settings.rerank_depth} (SHOPRANK_RERANK_DEPTH), at most {settings.max_candidates}")
 
         @model_validator(mode="after")
         def _distinct_ids(self) -> "RankRequest":
@@ -172,6 +200,10 @@ def request_models(settings: Settings) -> RequestModels:
         item: KeyphraseItem | None = None
         item_id: ItemId | None = None
         k: K = 20
+        rerank_depth: int | None = Field(
+            None, ge=0, le=settings.max_k * settings.keyphrase_candidates_factor,
+            description="how many of the first phase's best ANN candidates the cross-encoder re-scores (0 = none); "
+                        "default SHOPRANK_KEYPHRASE_RERANK_DEPTH, else k. A non-default depth bypasses the cache")
 
         @model_validator(mode="after")
         def _one_item(self) -> "KeyphraseRequest":

@@ -28,6 +28,11 @@ class VectorIndex(Protocol):
         """Top-k (scores [q, k] float32, ids [q, k] int64) best first; missing slots have id -1."""
         ...
 
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found bool [n], float32 [n, dim]): the vectors stored under ``ids`` as the index holds them
+        (dequantised where it quantises), zeros where an id is absent. Thread-safe against writers."""
+        ...
+
     def snapshot(self, path: Path) -> None:
         """Write the whole index durably (write to a temp file, then rename)."""
         ...

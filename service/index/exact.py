@@ -55,6 +55,16 @@ class ExactIndex:
             out_ids[row, :top] = ids[order]
         return out_scores, out_ids
 
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        with self._lock:
+            row_of = {int(i): r for r, i in enumerate(self._ids.tolist())}
+            rows = np.array([row_of.get(int(i), -1) for i in ids], dtype=np.int64)
+            found = rows >= 0
+            out = np.zeros((len(ids), self.dim), dtype=np.float32)
+            out[found] = self._vectors[rows[found]]
+        return found, out
+
     def __len__(self) -> int:
         return len(self._ids)
 

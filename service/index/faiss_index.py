@@ -139,6 +139,31 @@ class FaissIndex:
             ids = np.where(labels >= 0, self._label_ids[np.maximum(labels, 0)], -1)
             return scores, ids
 
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stored vectors by id: flat from its slot store, IVF by ``reconstruct`` through its hashtable
+        direct map, HNSW by ``reconstruct_batch`` of the live internal labels."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        found = np.zeros(len(ids), dtype=bool)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        with self._lock:
+            if self._index is None or not len(ids):
+                return found, out
+            if self.kind == "flat":
+                return self._index.get(ids)
+            if self.kind == "hnsw":
+                labels = np.array([self._live.get(int(i), -1) for i in ids], dtype=np.int64)
+                found = labels >= 0
+                if found.any():
+                    out[found] = faiss.downcast_index(self._index.index).reconstruct_batch(labels[found])
+                return found, out
+            for row, item in enumerate(ids.tolist()):  # IVF: the hashtable raises for an absent id
+                try:
+                    out[row] = self._index.reconstruct(item)
+                    found[row] = True
+                except RuntimeError:
+                    pass
+            return found, out
+
     def _tombstone_filter(self):
         if self._skip is None:
             dead = np.fromiter(self._dead, dtype=np.int64, count=len(self._dead))

@@ -94,6 +94,11 @@ class MatryoshkaFunnelIndex:
                 scores[row, : len(best)], found[row, : len(best)] = full_scores[best], ids[best]
         return scores, found
 
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The full-dimension vectors (dequantised from the slot store's fp16/int8) of the ids present."""
+        with self._lock:
+            return self._full.get(np.asarray(ids, dtype=np.int64).reshape(-1))
+
     def __len__(self) -> int:
         return len(self.shortlist)
 

@@ -104,6 +104,18 @@ class SlotVectorStore:
         rows = np.fromiter((self._row_of[i] for i in np.asarray(ids).tolist()), dtype=np.int64, count=len(ids))
         return self._codes[rows].astype(np.float32) * self._scales[rows, None]
 
+    def get(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found bool [n], float32 [n, dim]): the stored vectors (dequantised) of the ids present, zeros
+        where an id is absent. The phased ranker's first phase reads item vectors with it."""
+        id_list = np.asarray(ids, dtype=np.int64).reshape(-1).tolist()
+        rows = np.fromiter((self._row_of.get(i, -1) for i in id_list), dtype=np.int64, count=len(id_list))
+        found = rows >= 0
+        out = np.zeros((len(id_list), self.dim), dtype=np.float32)
+        if found.any():
+            hit = rows[found]
+            out[found] = self._codes[hit].astype(np.float32) * self._scales[hit, None]
+        return found, out
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k by inner product: (scores [q, k] float32, ids [q, k] int64), missing slots -1.
         fp32 stores only: the scan reads the rows as they are."""

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
+from service.errors import NotFound
 from service.inference.base import InferenceBackend
 from service.inference.metrics import InstrumentedBackend
-from service.inference.models import Encoder, PairScorer
+from service.inference.models import Encoder, FirstPhaseScorer, PairScorer
+from service.inference.pair_cache import PairScoreCache
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def make_backend(settings: Settings) -> InferenceBackend:
@@ -28,4 +34,34 @@ def make_encoder(backend: InferenceBackend, settings: Settings) -> Encoder:
 
 def make_pair_scorer(backend: InferenceBackend, settings: Settings) -> PairScorer:
     return PairScorer(backend, settings.model_repo, settings.ranker_model, max_tokens=settings.pair_max_tokens,
-                      sub_batch=settings.inference_sub_batch)
+                      sub_batch=settings.inference_sub_batch, cache=PairScoreCache(settings.pair_cache_size))
+
+
+def make_first_phase(backend: InferenceBackend, settings: Settings, encoder: Encoder,
+                     ) -> tuple[FirstPhaseScorer | None, str]:
+    """The first-phase scorer, or None and why phasing is off (said once in the log and on ``/readyz``).
+
+    On when the backend serves ``settings.first_phase_model`` (embedded: a complete version in
+    ``model_repo/``; Triton: a ready version on the server) and that version's card says it was trained
+    on the served encoder's vectors; a first phase over another encoder's vectors would score noise."""
+    name = settings.first_phase_model
+    if not name:
+        status = "off: SHOPRANK_FIRST_PHASE_MODEL is empty"
+        log.info("phased ranking %s", status)
+        return None, status
+    try:
+        scorer = FirstPhaseScorer(backend, settings.model_repo, name)
+        version = scorer.model_version
+    except NotFound as exc:
+        status = f"off: no {name!r} model ({exc.message})"
+        log.warning("phased ranking %s; every candidate goes to the cross-encoder", status)
+        return None, status
+    card = scorer.card
+    if card.get("kind") != "first_phase" or scorer.encoder != encoder.model_version:
+        status = (f"off: {version} is kind {card.get('kind')!r} trained on {scorer.encoder!r}, "
+                  f"but {encoder.model_version} is served")
+        log.warning("phased ranking %s; every candidate goes to the cross-encoder", status)
+        return None, status
+    status = f"on: {version} over {encoder.model_version}, rerank_depth {settings.rerank_depth} by default"
+    log.info("phased ranking %s", status)
+    return scorer, status

@@ -107,8 +107,22 @@ class PairHeads:
         self.cvr = cvr
 
 
+def _heads(card: dict, relevance_logits: np.ndarray, engagement_logits: np.ndarray) -> PairHeads:
+    """The response heads from the two raw outputs both scorers share (the ranker's meaning)."""
+    engagement = sigmoid(engagement_logits)
+    relevance = from_cumulative_logits(relevance_logits, label_cuts=card.get("calibration", {}).get("label_cuts"))
+    return PairHeads(relevance, engagement[:, 0], engagement[:, 1])
+
+
 class PairScorer(_RepoModel):
-    """(left, right) text pairs → ordinal relevance + CTR/CVR for an entity-pair task."""
+    """(left, right) text pairs → ordinal relevance + CTR/CVR for an entity-pair task.
+
+    With a ``PairScoreCache`` (``service/inference/pair_cache.py``) the raw outputs of pairs seen before
+    are reused and only the others reach the backend."""
+
+    def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, cache=None) -> None:
+        super().__init__(backend, repo, model, max_tokens=max_tokens, sub_batch=sub_batch)
+        self.cache = cache
 
     def tasks(self) -> list[str]:
         return list(self.card.get("tasks", ["query_item"]))
@@ -122,14 +136,70 @@ class PairScorer(_RepoModel):
             empty = np.zeros(0)
             return PairHeads(OrdinalScores(empty, empty), empty, empty)
         card = self.card
-        prefix = card.get("task_prefixes", {}).get(task, "")
-        lefts = [prefix + t for t in lefts] if prefix else list(lefts)
-        extra = None
-        if "task_id" in self.backend.model_info(self.model).input_names:
-            task_index = card.get("tasks", ["query_item"]).index(task)
-            extra = {"task_id": np.full(len(lefts), task_index, dtype=np.int64)}
-        out = self._run_sorted(self.tokenizer(), lefts, list(rights), extra)
-        engagement = sigmoid(out["engagement_logits"])
-        cuts = card.get("calibration", {}).get("label_cuts")
-        relevance = from_cumulative_logits(out["relevance_logits"], label_cuts=cuts)
-        return PairHeads(relevance, engagement[:, 0], engagement[:, 1])
+        cache = self.cache if self.cache is not None and self.cache.size > 0 else None
+        keys = ([(self.model_version, task, left, right) for left, right in zip(lefts, rights)]
+                if cache is not None else [])
+        cached = cache.get_many(keys) if cache is not None else [None] * len(lefts)
+        todo = [row for row, value in enumerate(cached) if value is None]
+        raw = np.empty((len(lefts), 4), dtype=np.float32)  # relevance logits (2), engagement logits (2)
+        for row, value in enumerate(cached):
+            if value is not None:
+                raw[row] = value
+        if todo:
+            prefix = card.get("task_prefixes", {}).get(task, "")
+            todo_lefts = [prefix + lefts[r] for r in todo]
+            extra = None
+            if "task_id" in self.backend.model_info(self.model).input_names:
+                task_index = card.get("tasks", ["query_item"]).index(task)
+                extra = {"task_id": np.full(len(todo), task_index, dtype=np.int64)}
+            out = self._run_sorted(self.tokenizer(), todo_lefts, [rights[r] for r in todo], extra)
+            raw[todo] = np.concatenate([out["relevance_logits"], out["engagement_logits"]], axis=1)
+            if cache is not None:
+                cache.put_many([keys[r] for r in todo], raw[todo])
+        return _heads(card, raw[:, :2], raw[:, 2:])
+
+
+class FirstPhaseScorer(_RepoModel):
+    """(query vector, item vector) pairs → the ranker's heads, predicted by a small model over the two vectors.
+
+    The first phase of phased ranking (``service/ranking/phases.py``): the vectors are the served encoder's
+    (so the card's ``encoder`` must name the served encoder version), its outputs have the ranker's names
+    and meaning, and the response fields are filled exactly as from the ranker. Runs through the backend
+    like the other models, in batches of at most the backend's ``max_batch`` rows."""
+
+    def __init__(self, backend: InferenceBackend, repo: Path, model: str) -> None:
+        super().__init__(backend, repo, model, max_tokens=0, sub_batch=0)
+
+    def tasks(self) -> list[str]:
+        return list(self.card.get("tasks", ["query_item"]))
+
+    @property
+    def encoder(self) -> str | None:
+        """The encoder version (``encoder:N``) whose vectors the model was trained on."""
+        return self.card.get("encoder")
+
+    def relevance_floor(self) -> float | None:
+        """P(y ≥ partial) floor calibrated on validation for first-phase scores (``shoprank calibrate``)."""
+        floor = self.card.get("calibration", {}).get("min_relevance")
+        return None if floor is None else float(floor)
+
+    def score(self, query_vectors: np.ndarray, item_vectors: np.ndarray, *, task: str = "query_item") -> PairHeads:
+        query_vectors = np.ascontiguousarray(query_vectors, dtype=np.float32)
+        item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        rows = max(len(query_vectors), len(item_vectors)) if len(query_vectors) and len(item_vectors) else 0
+        if rows == 0:
+            empty = np.zeros(0)
+            return PairHeads(OrdinalScores(empty, empty), empty, empty)
+        # one query against many items (rank), or many keyphrases against one item: repeat the single vector
+        query_vectors = np.ascontiguousarray(np.broadcast_to(query_vectors, (rows, query_vectors.shape[1])))
+        item_vectors = np.ascontiguousarray(np.broadcast_to(item_vectors, (rows, item_vectors.shape[1])))
+        card = self.card
+        task_ids = np.full(rows, card.get("tasks", ["query_item"]).index(task), dtype=np.int64)
+        step = max(1, self.backend.model_info(self.model).max_batch)
+        parts = [self.backend.infer(self.model, {"query_embedding": query_vectors[start : start + step],
+                                                 "item_embedding": item_vectors[start : start + step],
+                                                 "task_id": task_ids[start : start + step]})
+                 for start in range(0, rows, step)]
+        relevance = np.concatenate([p["relevance_logits"] for p in parts])
+        engagement = np.concatenate([p["engagement_logits"] for p in parts])
+        return _heads(card, relevance, engagement)

@@ -155,6 +155,8 @@ class TritonBackend:
         request = []
         for spec in info.inputs:
             value = np.ascontiguousarray(inputs[spec.name], dtype=spec.dtype)
+            if value.ndim == 1 and len(spec.shape) == 1:  # a per-row scalar (task_id): the config's dims are [1],
+                value = value.reshape(-1, 1)  # reshaped to [] for the model, so the wire carries [batch, 1]
             tensor = grpcclient.InferInput(spec.name, list(value.shape), np_to_triton_dtype(value.dtype))
             tensor.set_data_from_numpy(value)
             request.append(tensor)

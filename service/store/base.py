@@ -37,6 +37,7 @@ class KeyphraseRecommendation(BaseModel):
     p_exact: float
     expected: float
     label: str
+    phase: int = 2  # 1 = scored by the first phase only, 2 = by the ranker (phased ranking)
 
 
 class CachedRecommendations(BaseModel):

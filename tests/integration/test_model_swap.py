@@ -50,15 +50,19 @@ V2_PREFIXES = {"query": "search query: ",
                "item": "a product sold in a home improvement store, listed with this catalogue title: "}
 
 
-def linked_copy(source: Path, target: Path) -> Path:
-    """A model repository whose version files are symlinks to ``source``'s (cheap; new versions go in target)."""
-    for model_dir in (p for p in source.iterdir() if (p / "config.pbtxt").exists()):
+def linked_copy(source: Path, target: Path, models: tuple[str, ...] = ("encoder", "ranker")) -> Path:
+    """A model repository whose version files are symlinks to ``source``'s (cheap; new versions go in target).
+
+    Only ``models`` are copied: by default the encoder and the ranker, so phased ranking is off and the
+    versions are ``encoder:N+ranker:M`` (the first phase's swap has its own test below)."""
+    for model_dir in (source / m for m in models if (source / m / "config.pbtxt").exists()):
         (target / model_dir.name).mkdir(parents=True)
         shutil.copy(model_dir / "config.pbtxt", target / model_dir.name / "config.pbtxt")
         for version in (v for v in model_dir.iterdir() if v.name.isdigit() and (v / "model.onnx").exists()):
             (target / model_dir.name / version.name).mkdir()
             for file in ("model.onnx", "tokenizer.json", "shoprank.json"):
-                (target / model_dir.name / version.name / file).symlink_to((version / file).resolve())
+                if (version / file).exists():  # the first phase has no tokenizer
+                    (target / model_dir.name / version.name / file).symlink_to((version / file).resolve())
     return target
 
 
@@ -68,7 +72,8 @@ def publish_version(model_dir: Path, *, version: int, card_update: dict) -> Path
     staging = model_dir / f".publishing-{version}"
     staging.mkdir()
     for file in ("model.onnx", "tokenizer.json"):
-        (staging / file).symlink_to((source / file).resolve())
+        if (source / file).exists():
+            (staging / file).symlink_to((source / file).resolve())
     card = json.loads((source / "shoprank.json").read_text()) | card_update
     (staging / "shoprank.json").write_text(json.dumps(card))
     return staging.rename(model_dir / str(version))
@@ -287,3 +292,45 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(production_re
         time.sleep(1.0)  # later polls do not retry the same broken versions
         assert failed_swaps(url) == before + 1
         assert app.state.runtime_holder.runtime.scorer.version == str(r)
+
+
+def test_a_new_first_phase_swaps_in_and_an_encoder_swap_turns_phasing_off(model_repo: Path, tmp_path: Path) -> None:
+    """Phased ranking follows the swaps: a new first-phase version is served without a restart; a new encoder
+    makes the first phase (trained on the old encoder's vectors) unusable, so phasing goes off."""
+    from types import SimpleNamespace
+
+    from service import pipelines
+    from service.model_swap import ModelSwapWatcher
+    from service.store.base import ItemDocument
+
+    if not any((model_repo / "first_phase").glob("*/model.onnx")):
+        pytest.fail(f"{model_repo} has no first_phase model", pytrace=False)
+    repo = linked_copy(model_repo, tmp_path / "model_repo", models=("encoder", "ranker", "first_phase"))
+    e, r = shipped_versions(repo)
+    f = int(latest_version(repo, "first_phase").version)
+    settings = embedded_settings(model_repo=repo, state_dir=tmp_path / "state", catalogue_limit=200,
+                                 model_swap_poll_s=0)
+    slot = SimpleNamespace(runtime=small_build(settings))
+    watcher = ModelSwapWatcher(slot, settings, grace_s=0.1)
+    weights = pipelines.resolve_weights(settings, profile=None, overrides=None)
+    items = [ItemDocument(item_id=str(i), title=t) for i, t in enumerate(["Angle bracket", "Drill", "Hose"])]
+    try:
+        assert slot.runtime.model_version == f"encoder:{e}+ranker:{r}+first_phase:{f}"
+        assert watcher.check_once() is None
+        publish_version(repo / "first_phase", version=f + 1, card_update={"note": "swap test: new card"})
+        assert watcher.check_once() == "ranker"
+        assert slot.runtime.model_version == f"encoder:{e}+ranker:{r}+first_phase:{f + 1}"
+        assert slot.runtime.first_phase.backend is slot.runtime.scorer.backend
+        ranked = pipelines.rank(slot.runtime, query=QUERY, items=items, weights=weights, rerank_depth=0)
+        assert {item.phase for item in ranked} == {1}
+        assert watcher.check_once() is None  # nothing new: no second swap
+        publish_version(repo / "encoder", version=e + 1, card_update={"prefixes": V2_PREFIXES})
+        assert watcher.check_once() == "encoder"
+        assert slot.runtime.first_phase is None and slot.runtime.phasing.startswith("off:")
+        assert f"trained on 'encoder:{e}'" in slot.runtime.phasing
+        assert slot.runtime.model_version == f"encoder:{e + 1}+ranker:{r}"
+        ranked = pipelines.rank(slot.runtime, query=QUERY, items=items, weights=weights, rerank_depth=0)
+        assert {item.phase for item in ranked} == {2}
+        assert watcher.check_once() is None
+    finally:
+        watcher.stop()

@@ -16,6 +16,8 @@ from training.biencoder.adaptor import AdaptorConfig
 from training.biencoder.train import StudentConfig
 from training.cross_encoder.train import RankerConfig
 from training.data import split_of
+from training.first_phase.step import FirstPhaseRun
+from training.first_phase.train import FirstPhaseConfig
 from training.recipe import ALL_TASKS, RecipePreset, apply_teacher_labels, run_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +28,8 @@ TINY = RecipePreset("tiny", RankerConfig(tasks=ALL_TASKS, batch_size=8, max_toke
                     StudentConfig.quick(max_rows_per_dataset=24, batch_size=8, max_steps=3, max_seq_length=24),
                     distillation_pairs=24, parity_samples=8,
                     ranker_second_pass=RankerConfig(tasks=ALL_TASKS, batch_size=8, max_tokens=32, lr=2e-5, seed=14),
-                    adaptor=AdaptorConfig(epochs=2, catalogue_sample=300, max_queries=40))
+                    adaptor=AdaptorConfig(epochs=2, catalogue_sample=300, max_queries=40),
+                    first_phase=FirstPhaseRun(FirstPhaseConfig(hidden=(16,), epochs=2), max_train_pairs=200))
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     run = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
 
     assert all(run.seconds[s] > 0 for s in ("ranker", "ranker (second pass)", "distillation scores", "student",
-                                            "adaptor", "export", "calibrate"))
+                                            "adaptor", "export", "calibrate", "first phase"))
     adaptor = json.loads((tmp_path / "run" / "student-adapted" / "shoprank_student.json").read_text())["adaptor"]
     assert len(adaptor["epoch_losses"]) == 2 and adaptor["queries"] <= 40
     assert [row["epoch"] for row in adaptor["validation"]] == [0, 1, 2]  # validation recall logged, not selected on
@@ -61,7 +64,15 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     parity = run.figures["parity"]
     assert parity["encoder_fp32_min_cosine"] > 0.9999 and parity["encoder_int8_min_cosine"] > 0.95
     assert parity["ranker_fp32_max_abs_logit_diff"] < 1e-3 and parity["ranker_int8_max_abs_logit_diff"] < 0.5
+    first_phase = repo / "first_phase" / "3"
+    assert (first_phase / "model.onnx").exists() and (repo / "first_phase" / "config.pbtxt").exists()
+    fp_card = json.loads((first_phase / "shoprank.json").read_text())
+    assert fp_card["kind"] == "first_phase" and fp_card["ranker"] == "ranker:3" and fp_card["encoder"] == "encoder:3"
+    assert fp_card["training"]["epochs_run"] == 2 and fp_card["parity"]["max_abs_diff_relevance_logits"] < 1e-4
+    assert run.figures["first_phase"]["fidelity"]["pairs"] > 0
     assert "student encoder" in run.table and "| ranker (ranker:3) |" in run.table
+    assert "| first phase alone (first_phase:3, over encoder:3 vectors) |" in run.table
+    assert 0.0 < json.loads((first_phase / "shoprank.json").read_text())["evaluation"]["ndcg10"] <= 1.0
     assert (tmp_path / "run" / "recipe.md").read_text().startswith("# Recipe run (tiny)")
 
     # The exported versions are what the service loads: the student's card, the ranker's calibrated floor.
@@ -79,7 +90,8 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     assert 0.0 < scorer.card["evaluation"]["ndcg10"] <= 1.0 and encoder.card["evaluation"]["split"] == "test"
 
     again = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
-    steps = ["ranker", "ranker (second pass)", "distillation scores", "student", "adaptor", "export", "calibrate"]
+    steps = ["ranker", "ranker (second pass)", "distillation scores", "student", "adaptor", "export", "calibrate",
+             "first phase"]
     assert again.resumed == steps and all(again.seconds[s] == run.seconds[s] for s in steps)
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["preset"] == "tiny"
 

@@ -84,6 +84,33 @@ def test_http_writes_are_published_and_come_back_through_the_stream(settings) ->
         wait_until(lambda: "http-1" not in [i["id"] for i in retrieve(client, SHOVEL, k=20)], what="delete applied")
 
 
+def item(client, item_id: str) -> dict:
+    response = client.get(f"/v1/items/{item_id}")
+    return response.json() if response.status_code == 200 else {"status": response.status_code}
+
+
+def test_item_reads_report_the_version_this_replica_holds(settings) -> None:
+    from indexer import metrics as indexer_metrics
+
+    reused = indexer_metrics.EMBEDDINGS.labels("reused")._value.get()
+    embedded = indexer_metrics.EMBEDDINGS.labels("embedded")._value.get()
+    with serving(create_app(settings)) as client, running_indexer(settings):
+        assert item(client, "100001")["searchable_version"] == 0  # the seed catalogue, from the seed index
+        assert item(client, "read-1") == {"status": 404}
+        produce(settings, [upsert("read-1", 1, SHOVEL, category="snow removal", price=30.0)])
+        wait_until(lambda: item(client, "read-1").get("searchable_version") == 1, what="v1 searchable")
+        assert top_id(client, SHOVEL) == "read-1"
+        produce(settings, [upsert("read-1", 2, SHOVEL, category="snow removal", price=25.0)])  # price only
+        wait_until(lambda: item(client, "read-1").get("searchable_version") == 2, what="price-only v2 searchable")
+        assert item(client, "read-1")["price"] == 25.0 and top_id(client, SHOVEL) == "read-1"
+        assert indexer_metrics.EMBEDDINGS.labels("reused")._value.get() == reused + 1  # no model call for v2
+        assert indexer_metrics.EMBEDDINGS.labels("embedded")._value.get() == embedded + 1
+        metrics = client.get("/metrics").text
+        assert 'shoprank_replica_records_applied_total{kind="advance"}' in metrics
+        produce(settings, [delete("read-1", 3)])
+        wait_until(lambda: item(client, "read-1") == {"status": 404}, what="delete visible")
+
+
 def test_two_replicas_follow_the_same_changes(settings) -> None:
     other = settings.model_copy(update={"replica_id": settings.replica_id + "-b"})
     titles = {f"pair-{i}": f"Handmade Ceramic Planter Pot Number {i} in Glazed Teal" for i in range(8)}
@@ -122,6 +149,9 @@ def test_restarted_replica_restores_its_snapshot_and_replays_only_the_rest(setti
         assert found(runtime, {k: v for k, v in before.items() if k != "snap-0"})
         assert "snap-0" not in [r.item.item_id for r in pipelines.retrieve(runtime, query=before["snap-0"], k=20)]
         assert sorted(applied) == sorted([*after, "snap-0"]), "replayed records the snapshot already covered"
+        held = runtime.searchable  # the versions came back with the index, not only the vectors
+        assert [held.searchable_version(i) for i in ("snap-1", "late-1", "snap-0")] == [1, 1, None]
+        assert held.searchable_version("100001") == 0
         handle.close()
         runtime.close()
 

@@ -21,6 +21,12 @@ from service.settings import Settings
 from tests.conftest import API_KEY, embedded_settings, serving
 from tests.integration.test_api import *  # noqa: F403 - the same end-to-end tests
 from tests.integration.test_api_bad_input import *  # noqa: F403 - the same bad-input tests
+from tests.integration.test_phased_ranking import (  # noqa: F401 - phased ranking through Triton too
+    phased_repo,
+    test_keyphrases_go_through_both_phases,
+    test_readyz_says_phasing_is_on,
+    test_the_cross_encoder_rescores_the_top_depth_which_stays_above_the_rest,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RANK = {"query": "angle bracket", "items": [{"id": "100001", "title": "Simpson Strong-Tie 12-Gauge Angle"}]}

@@ -88,6 +88,23 @@ def test_ranker_outputs_equal_embedded_onnx_runtime(backends, settings: Settings
     assert np.std(heads[0].relevance.expected) > 0  # not a constant model
 
 
+def test_first_phase_outputs_equal_embedded_onnx_runtime(backends, settings: Settings, triton_repo: Path,
+                                                         catalogue) -> None:
+    """The first phase (two vectors and a task id in, the ranker's four logits out) through the Python backend."""
+    if not (triton_repo / "first_phase").exists():
+        pytest.skip("the model repository has no first_phase model")
+    remote, local = backends
+    spec, info = read_config(triton_repo / "first_phase"), remote.model_info("first_phase")
+    assert [(t.name, t.dtype) for t in info.inputs] == [(t.name, t.dtype) for t in spec.inputs]
+    vectors = make_encoder(local, settings).encode(catalogue.item_titles[:150] + catalogue.keyphrases[:150])
+    feed = {"query_embedding": vectors[150:], "item_embedding": vectors[:150],
+            "task_id": np.arange(150, dtype=np.int64) % 3}
+    out = [b.infer("first_phase", feed) for b in (remote, local)]
+    diffs = {name: float(np.abs(out[0][name] - out[1][name]).max()) for name in ("relevance_logits", "engagement_logits")}
+    print("first phase max abs diff Triton vs embedded over 150 pairs:", diffs)
+    assert out[0]["relevance_logits"].shape == (150, 2) and max(diffs.values()) <= TOLERANCE
+
+
 def test_batches_above_max_batch_size_are_split(backends, triton, catalogue) -> None:
     remote, local = backends
     max_batch = remote.model_info("encoder").max_batch

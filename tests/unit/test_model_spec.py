@@ -13,6 +13,7 @@ from training.export.spec import (
     ModelSpec,
     TensorConfig,
     encoder_spec,
+    first_phase_spec,
     from_pbtxt,
     ranker_spec,
     read_config,
@@ -26,6 +27,7 @@ SPECS = [
     encoder_spec("encoder", 384),
     ranker_spec("ranker"),
     ranker_spec("ranker_mh", with_task_id=True),
+    first_phase_spec("first_phase", 384),
     dataclasses.replace(ranker_spec("ranker"), backend="python", instance_count=2, instance_kind="KIND_GPU",
                         preferred_batch_sizes=(4, 16), max_queue_delay_us=500, versions_served=3,
                         parameters={"intra_op_thread_count": "2", "b": "x y"}),
@@ -48,6 +50,14 @@ def test_rendered_config_has_what_triton_needs() -> None:
     task = text[text.index('name: "task_id"'):]
     assert "dims: 1" in task.split("}")[0] and "reshape {" in task  # per-row scalar: [1] reshaped to []
     assert 'backend: "python"' in to_pbtxt(dataclasses.replace(ranker_spec("r"), backend="python"))
+
+
+def test_first_phase_takes_two_vectors_and_a_task_and_large_batches() -> None:
+    spec = first_phase_spec("first_phase", 384)
+    assert [(t.name, t.dtype, t.dims) for t in spec.inputs] == [
+        ("query_embedding", "float32", (384,)), ("item_embedding", "float32", (384,)), ("task_id", "int64", ())]
+    assert [t.name for t in spec.outputs] == [t.name for t in ranker_spec("ranker").outputs]  # the ranker's outputs
+    assert spec.max_batch_size == 1024 and "max_batch_size: 1024" in to_pbtxt(spec)
 
 
 def test_encoder_keeps_two_versions_for_background_reembedding() -> None:

@@ -71,6 +71,8 @@ def client() -> TestClient:
 
 def test_valid_request_passes(client: TestClient) -> None:
     assert client.post("/rank", json={"query": "q", "items": candidates(3)}).json() == {"n": 3}
+    for depth in (0, 3, None):  # 0 = first phase only, max_candidates = every candidate, None = the default
+        assert client.post("/rank", json={"query": "q", "items": candidates(3), "rerank_depth": depth}).json() == {"n": 3}
 
 
 @pytest.mark.parametrize(("body", "status", "code", "needle"), [
@@ -81,6 +83,11 @@ def test_valid_request_passes(client: TestClient) -> None:
     ({"query": "q", "items": candidates(1), "weights": {"ctr": "lots"}}, 422, "invalid_input", "weights.ctr"),
     ({"query": "q"}, 422, "invalid_input", "items: Field required"),
     ([1, 2], 422, "invalid_input", "body"),
+    ({"query": "q", "items": candidates(1), "rerank_depth": -1}, 422, "invalid_input",
+     "rerank_depth: Input should be greater than or equal to 0"),
+    ({"query": "q", "items": candidates(1), "rerank_depth": 4}, 422, "invalid_input",
+     "rerank_depth: Input should be less than or equal to 3"),  # above max_candidates
+    ({"query": "q", "items": candidates(1), "rerank_depth": 1.5}, 422, "invalid_input", "rerank_depth"),
 ])
 def test_bad_requests_get_one_error_shape(client: TestClient, body, status: int, code: str, needle: str) -> None:
     kwargs = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, str) else {"json": body}

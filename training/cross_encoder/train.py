@@ -191,6 +191,10 @@ def load_ranker(out_dir: Path) -> tuple[UnifiedRanker, dict]:
     meta = json.loads((out_dir / "config.json").read_text())
     model = UnifiedRanker(base_model_path(), tasks=meta["tasks"], routing=meta["routing"],
                           private_layers=meta.get("private_layers", 1))
+    if meta.get("kept_layers"):  # a layer-dropped student (training/cross_encoder/layer_drop.py)
+        from training.cross_encoder.layer_drop import drop_layers
+
+        drop_layers(model, list(meta["kept_layers"]))
     model.load_state_dict(torch.load(out_dir / "model.pt", map_location="cpu"))
     model.eval()
     return model, meta

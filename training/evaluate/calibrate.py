@@ -107,3 +107,35 @@ def _engagement_priors(heads, engagement) -> dict:
         "method": "logistic regression on logit(head) and popularity against the SIMULATED debiased CTR / CVR "
                   "of the validation split",
     }
+
+
+def calibrate_first_phase(settings: Settings) -> dict | None:
+    """The relevance floor for what only the first phase scored (keyphrases below the re-scoring depth):
+    Youden's J of the served first phase's P(y ≥ partial) on the validation split, added to the
+    ``calibration`` section of its card (the label cuts there are kept). None when phasing is off."""
+    from service.inference.factory import make_encoder, make_first_phase
+    from service.ranking.ordinal import from_cumulative_logits
+    from training.evaluate.phase_curve import score
+
+    backend = make_backend(settings)
+    first_phase, _ = make_first_phase(backend, settings, make_encoder(backend, settings))
+    if first_phase is None:
+        return None
+    frame = split_frame(labelled_pairs(settings.data_dir), "validation")
+    logits = score(settings, frame, name="validation-labelled").first
+    p1 = from_cumulative_logits(logits).p_partial_or_better
+    relevant = frame["label"].to_numpy() >= 1
+    threshold, j = youden_threshold(p1, relevant)
+    kept = p1 >= threshold
+    floor = {
+        "min_relevance": threshold,
+        "method": "Youden's J for the first phase's P(y>=partial) vs label>=partial on the validation split "
+                  "(item vectors through the index's full-vector store, as served)",
+        "youden_j": round(j, 4),
+        "validation_kept": round(float(kept.mean()), 4),
+        "validation_precision": round(float(relevant[kept].mean()), 4),
+        "validation_irrelevant_removed": round(float((~kept[~relevant]).mean()), 4),
+    }
+    version = latest_version(settings.model_repo, settings.first_phase_model)
+    record_in_card(version.path, "calibration", version.card.get("calibration", {}) | floor)
+    return floor

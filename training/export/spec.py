@@ -213,3 +213,17 @@ def ranker_spec(name: str, *, with_task_id: bool = False) -> ModelSpec:
         inputs=tuple(inputs),
         outputs=(TensorConfig("relevance_logits", "float32", (2,)), TensorConfig("engagement_logits", "float32", (2,))),
     )
+
+
+def first_phase_spec(name: str = "first_phase", dim: int = 384) -> ModelSpec:
+    """The first phase of phased ranking: two embeddings and a task → the ranker's four logits.
+
+    An MLP costs microseconds per pair, so it takes large batches (a request's every candidate at once)."""
+    return ModelSpec(
+        name=name,
+        inputs=(TensorConfig("query_embedding", "float32", (dim,)), TensorConfig("item_embedding", "float32", (dim,)),
+                TensorConfig("task_id", "int64", ())),
+        outputs=(TensorConfig("relevance_logits", "float32", (2,)), TensorConfig("engagement_logits", "float32", (2,))),
+        max_batch_size=1024,
+        preferred_batch_sizes=(64, 256, 1024),
+    )

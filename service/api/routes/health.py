@@ -5,7 +5,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from service.api.deps import HolderDep
-from service.api.schemas import StatusResponse
+from service.api.schemas import ReadyResponse, StatusResponse
 
 
 def router() -> APIRouter:
@@ -16,10 +16,12 @@ def router() -> APIRouter:
         """The process is alive (answers while models are still loading)."""
         return StatusResponse(status="ok")
 
-    @api.get("/readyz", response_model=StatusResponse, responses={503: {"description": "still loading"}})
-    def readyz(holder: HolderDep) -> StatusResponse:
-        """Models loaded, indexes ready, warm-up done; else 503 ``not_ready`` with Retry-After."""
-        return StatusResponse(status="ready", model_version=holder.get().model_version)
+    @api.get("/readyz", response_model=ReadyResponse, responses={503: {"description": "still loading"}})
+    def readyz(holder: HolderDep) -> ReadyResponse:
+        """Models loaded, indexes ready, warm-up done; else 503 ``not_ready`` with Retry-After.
+        ``phasing`` says whether phased ranking is on (and why not when it is off)."""
+        runtime = holder.get()
+        return ReadyResponse(status="ready", model_version=runtime.model_version, phasing=runtime.phasing)
 
     @api.get("/metrics", response_class=Response)
     def metrics(request: Request) -> Response:

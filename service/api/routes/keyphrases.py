@@ -16,14 +16,17 @@ def router(models: RequestModels) -> APIRouter:
     def recommend(body: KeyphraseRequest, runtime: RuntimeDep) -> KeyphraseResponse:
         """A stored item by ``item_id`` (cached per item and model version) or an ad-hoc ``item``."""
         if body.item_id is not None:
-            result = pipelines.recommend_for_item_id(runtime, item_id=body.item_id, k=body.k)
+            result = pipelines.recommend_for_item_id(runtime, item_id=body.item_id, k=body.k,
+                                                     rerank_depth=body.rerank_depth)
         else:
             item = ItemDocument(item_id="", title=body.item.title, category=body.item.category)
             result = pipelines.Recommendations(
-                source="computed", keyphrases=pipelines.recommend_keyphrases(runtime, item=item, k=body.k))
+                source="computed", keyphrases=pipelines.recommend_keyphrases(runtime, item=item, k=body.k,
+                                                                             rerank_depth=body.rerank_depth))
         return KeyphraseResponse(model_version=runtime.model_version, source=result.source, keyphrases=[
             KeyphraseOut(keyphrase=r.keyphrase, score=r.score, relevance=RelevanceOut(
-                p_partial_or_better=r.p_partial_or_better, p_exact=r.p_exact, expected=r.expected, label=r.label))
+                p_partial_or_better=r.p_partial_or_better, p_exact=r.p_exact, expected=r.expected, label=r.label),
+                phase=r.phase)
             for r in result.keyphrases])
 
     return api

@@ -14,17 +14,18 @@ def router(models: RequestModels) -> APIRouter:
 
     @api.post("/v1/rank", response_model=RankResponse)
     def rank(body: RankRequest, runtime: RuntimeDep) -> RankResponse:
-        """Score every (query, item) pair with the ranker; best first, filtered items last."""
+        """Score the (query, item) pairs — the first phase all, the cross-encoder the best ``rerank_depth`` — and
+        order them by the value model: best first, re-scored (phase 2) before first-phase-only, filtered last."""
         weights = pipelines.resolve_weights(
             runtime.settings, profile=body.profile,
             overrides=body.weights.model_dump(exclude_none=True) if body.weights else None)
         docs = [ItemDocument(item_id=item.id, title=item.title, category=item.category) for item in body.items]
         ranked = pipelines.rank(runtime, query=body.query, items=docs, weights=weights,
                                 min_relevance=body.min_relevance, task=body.task,
-                                features=[item.features for item in body.items])
+                                features=[item.features for item in body.items], rerank_depth=body.rerank_depth)
         return RankResponse(model_version=runtime.model_version, items=[
             RankedItemOut(id=r.item_id, score=r.score, relevance=RelevanceOut(**vars(r.relevance)),
-                          engagement=EngagementOut(ctr=r.ctr, cvr=r.cvr), filtered=r.filtered)
+                          engagement=EngagementOut(ctr=r.ctr, cvr=r.cvr), filtered=r.filtered, phase=r.phase)
             for r in ranked])
 
     return api

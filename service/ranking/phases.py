@@ -1,0 +1,89 @@
+"""Phased ranking: a cheap first phase scores every candidate, the cross-encoder re-scores the best few.
+
+Pure numpy, free of models and HTTP, so the rule is testable alone (``tests/unit/test_phases.py``);
+``service/pipelines.py`` feeds it the two phases' heads.
+
+1. The first phase (``FirstPhaseScorer``: a small model over the query and item vectors) scores all
+   ``n`` candidates; the value model orders them with the caller's weights and floor.
+2. The cross-encoder re-scores the first ``depth`` of that order (``second_phase_rows``), unfiltered
+   candidates first, since they are the ones that can reach the top.
+3. Each candidate keeps the heads of the last phase that scored it (``merge``): re-scored ones the
+   cross-encoder's, the others the first phase's; the response says which (``phase`` 1 or 2).
+
+**The boundary rule** (``phased_order``), as in Vespa, where second-phase hits stay above first-phase
+ones: the order is (a) unfiltered before filtered, (b) within each, every re-scored candidate (phase 2)
+before every candidate the cross-encoder did not see (phase 1), (c) within a phase, by score, ties by
+input order. So the first-phase order decides *which* candidates reach the top ``depth``, and the
+cross-encoder alone decides their order among themselves; a first-phase score is never compared with a
+cross-encoder score. Scores are each phase's own estimate, so a phase-1 candidate may show a higher
+score than a phase-2 candidate above it: the order, not the score, is the answer. A candidate the
+cross-encoder filters (its P(y ≥ partial) under the floor) drops to the filtered block, where the same
+rule applies again (phase 2 first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FIRST, SECOND = 1, 2
+
+
+@dataclass(frozen=True)
+class Heads:
+    """Per-candidate read-outs of one phase (arrays of equal length) after engagement priors."""
+
+    p_partial_or_better: np.ndarray
+    p_exact: np.ndarray
+    labels: list[str]
+    ctr: np.ndarray
+    cvr: np.ndarray
+
+    @property
+    def expected(self) -> np.ndarray:
+        return self.p_partial_or_better + self.p_exact
+
+    def __len__(self) -> int:
+        return len(self.p_partial_or_better)
+
+
+def second_phase_rows(first_order: np.ndarray, depth: int) -> np.ndarray:
+    """Positions the cross-encoder re-scores: the first ``depth`` of the first phase's order (best first)."""
+    if depth < 0:
+        raise ValueError(f"depth must be ≥ 0, got {depth}")
+    return np.asarray(first_order, dtype=np.int64)[:depth]
+
+
+def merge(first: Heads, second: Heads, rows: np.ndarray) -> tuple[Heads, np.ndarray]:
+    """``first``'s heads with ``second``'s (scored for ``rows``, in that order) laid over them; and the
+    phase per candidate (2 where re-scored, else 1)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(second) != len(rows):
+        raise ValueError(f"{len(second)} second-phase scores for {len(rows)} rows")
+    phase = np.full(len(first), FIRST, dtype=np.int64)
+    phase[rows] = SECOND
+
+    def lay(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.array(a, dtype=np.float64, copy=True)
+        out[rows] = b
+        return out
+
+    labels = list(first.labels)
+    for row, label in zip(rows.tolist(), second.labels):
+        labels[row] = label
+    merged = Heads(lay(first.p_partial_or_better, second.p_partial_or_better), lay(first.p_exact, second.p_exact),
+                   labels, lay(first.ctr, second.ctr), lay(first.cvr, second.cvr))
+    return merged, phase
+
+
+def phased_order(score: np.ndarray, filtered: np.ndarray, phase: np.ndarray, *,
+                 tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Positions best first by the boundary rule: unfiltered first, then phase 2 before phase 1, then
+    ``score`` descending, then ``tiebreak`` descending (if given), then input order."""
+    n = len(score)
+    keys = [np.arange(n)]
+    if tiebreak is not None:
+        keys.append(-np.asarray(tiebreak, dtype=np.float64))
+    keys += [-np.asarray(score, dtype=np.float64), np.asarray(phase) != SECOND, np.asarray(filtered, dtype=bool)]
+    return np.lexsort(keys)  # the last key is the primary one

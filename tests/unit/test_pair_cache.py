@@ -1,0 +1,92 @@
+"""The pair-score LRU: bounded, least recently used out first, thread-safe, counted on /metrics; and the
+ranker skips the backend for cached pairs (real int8 ranker from model_repo/)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from service.inference.factory import make_pair_scorer
+from service.inference.metrics import INFERENCE_REGISTRY
+from service.inference.onnx_local import OnnxLocalBackend
+from service.inference.pair_cache import PairScoreCache
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def counters() -> tuple[float, float]:
+    return (INFERENCE_REGISTRY.get_sample_value("shoprank_pair_cache_hits_total") or 0.0,
+            INFERENCE_REGISTRY.get_sample_value("shoprank_pair_cache_misses_total") or 0.0)
+
+
+def row(x: float) -> np.ndarray:
+    return np.full(4, x, dtype=np.float32)
+
+
+def test_least_recently_used_goes_first_and_hits_are_counted() -> None:
+    cache = PairScoreCache(2)
+    hits, misses = counters()
+    cache.put_many(["a", "b"], np.stack([row(1), row(2)]))
+    assert cache.get_many(["a"])[0].tolist() == [1, 1, 1, 1]  # "a" is now the most recent
+    cache.put_many(["c"], np.stack([row(3)]))  # evicts "b"
+    got = cache.get_many(["a", "b", "c"])
+    assert got[1] is None and got[0][0] == 1 and got[2][0] == 3 and len(cache) == 2
+    assert counters() == (hits + 3, misses + 1)
+
+
+def test_size_zero_stores_nothing() -> None:
+    cache = PairScoreCache(0)
+    cache.put_many(["a"], np.stack([row(1)]))
+    assert cache.get_many(["a"]) == [None] and len(cache) == 0
+
+
+def test_concurrent_writers_and_readers_keep_the_bound() -> None:
+    cache = PairScoreCache(100)
+
+    def work(seed: int) -> None:
+        for i in range(2_000):
+            key = (seed * 7 + i) % 300
+            if cache.get_many([key])[0] is None:
+                cache.put_many([key], np.stack([row(key)]))
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(cache) == 100
+    assert all(v is None or v[0] == k for k, v in zip(range(300), cache.get_many(list(range(300)))))
+
+
+class Counting:
+    def __init__(self, inner) -> None:
+        self.inner, self.rows = inner, 0
+
+    def model_info(self, model):
+        return self.inner.model_info(model)
+
+    def infer(self, model, inputs):
+        self.rows += len(inputs["input_ids"])
+        return self.inner.infer(model, inputs)
+
+
+def test_the_ranker_runs_only_the_pairs_it_has_not_seen() -> None:
+    settings = Settings(model_repo=ROOT / "model_repo", pair_cache_size=100)
+    backend = Counting(OnnxLocalBackend(settings.model_repo, intra_op_threads=1))
+    scorer = make_pair_scorer(backend, settings)
+    titles = ["Simpson Strong-Tie 12-Gauge Angle", "Dremel Multi-Max Oscillating Tool Kit", "Heat Shrink Tubing"]
+    first = scorer.score(["angle bracket"] * 3, titles)
+    assert backend.rows == 3
+    again = scorer.score(["angle bracket"] * 3, titles[::-1])
+    assert backend.rows == 3  # every pair from the cache, in the caller's order
+    np.testing.assert_array_equal(again.relevance.expected, first.relevance.expected[::-1])
+    np.testing.assert_array_equal(again.ctr, first.ctr[::-1])
+    mixed = scorer.score(["angle bracket", "angle bracket"], [titles[0], "Cordless Drill Driver Kit"])
+    assert backend.rows == 4  # only the new pair
+    assert mixed.relevance.expected[0] == first.relevance.expected[0]
+    other_task = scorer.score(["angle bracket"], [titles[0]], task="query_query")
+    assert backend.rows == 5  # the task is part of the key
+    assert other_task.relevance.expected[0] != first.relevance.expected[0]
