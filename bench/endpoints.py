@@ -39,9 +39,11 @@ CONFIGS = {"funnel 64->384 x8 (default)": {},
            "funnel, FAISS on every core": {"SHOPRANK_INDEX_SEARCH_THREADS": "0"}}
 
 
-def start_server(name: str, env_extra: dict[str, str], port: int, timeout_s: float = 900) -> subprocess.Popen:
-    """``shoprank serve`` on loopback with its own state dir; returns once /readyz says 200."""
-    state = ROOT / "var" / "bench" / "endpoints" / name.split()[0]
+def start_server(name: str, env_extra: dict[str, str], port: int, timeout_s: float = 900,
+                 state: Path | None = None) -> subprocess.Popen:
+    """``shoprank serve`` on loopback with its own state dir (default ``var/bench/endpoints/<name>``);
+    returns once /readyz says 200."""
+    state = state or ROOT / "var" / "bench" / "endpoints" / name.split()[0]
     env = {**os.environ, "SHOPRANK_PORT": str(port), "SHOPRANK_STATE_DIR": str(state),
            "SHOPRANK_LOG_LEVEL": "WARNING", **env_extra}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "shoprank"), "serve"], cwd=ROOT, env=env,

@@ -29,12 +29,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.endpoints import start_server
 from service.catalogue import load_catalogue
 from service.settings import Settings
 from training.data import labelled_pairs, split_frame
@@ -42,30 +42,6 @@ from training.data import labelled_pairs, split_frame
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / "var" / "bench" / "ranking_phases"
 CURVE_DEPTHS = (5, 10, 20, 30, 50)
-
-
-def start_server(port: int, timeout_s: float = 1800) -> subprocess.Popen:
-    env = {**os.environ, "SHOPRANK_PORT": str(port), "SHOPRANK_STATE_DIR": str(STATE), "SHOPRANK_LOG_LEVEL": "WARNING",
-           "SHOPRANK_PAIR_CACHE_SIZE": "0", "SHOPRANK_MODEL_SWAP_POLL_S": "0"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "shoprank"), "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if proc.poll() is not None:
-            raise RuntimeError(f"shoprank serve exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            response = conn.getresponse()
-            if response.status == 200:
-                ready = json.loads(response.read())
-                print(f"ready after {time.monotonic() - started:.1f} s: {ready}", flush=True)
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise TimeoutError(f"not ready after {timeout_s} s")
 
 
 def call(conn: http.client.HTTPConnection, path: str, body: dict) -> tuple[float, dict]:
@@ -152,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings()
     work = workloads(settings, args.rounds)
-    server = start_server(args.port)
+    server = start_server("phased", {"SHOPRANK_PAIR_CACHE_SIZE": "0", "SHOPRANK_MODEL_SWAP_POLL_S": "0"}, args.port,
+                          timeout_s=1800, state=STATE)
     before_env = environment()
     results: dict[str, dict[str, dict]] = {}
     try:

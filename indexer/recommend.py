@@ -82,7 +82,8 @@ class RecommendationWorker:
             # the document travels with the record.
             keyphrases = pipelines.recommend_keyphrases(runtime, item=record.doc, k=cache_k)
             fills.append(CachedRecommendations(item_id=record.item_id, item_version=record.version,
-                                               model_version=runtime.model_version, keyphrases=keyphrases))
+                                               model_version=runtime.recommendations_version,
+                                               keyphrases=keyphrases))
         if fills:
             runtime.store.put_recommendations(fills)
         self.cached += len(fills)

@@ -281,7 +281,7 @@ def recommend_for_item_id(runtime: Runtime, *, item_id: str, k: int, rerank_dept
     if rerank_depth is not None and rerank_depth != keyphrase_depth(runtime.settings, max(k, cache_k)):
         recs = recommend_keyphrases(runtime, item=doc, k=k, rerank_depth=rerank_depth)
         return Recommendations(source="computed", keyphrases=recs)
-    cache_k, model_version = runtime.settings.keyphrase_cache_k, runtime.model_version
+    model_version = runtime.recommendations_version
     cached = runtime.store.get_recommendations(item_id)
     if (cached is not None and k <= cache_k and cached.model_version == model_version
             and cached.item_version == doc.version):

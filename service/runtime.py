@@ -64,6 +64,14 @@ class Runtime:
         served = f"{self.encoder.model_version}+{self.scorer.model_version}"
         return served if self.first_phase is None else f"{served}+{self.first_phase.model_version}"
 
+    @property
+    def recommendations_version(self) -> str:
+        """What cached keyphrase recommendations must match: the served models and, with phased ranking on,
+        the keyphrase re-scoring depth (another depth serves other keyphrases)."""
+        if self.first_phase is None:
+            return self.model_version
+        return f"{self.model_version}@depth:{self.settings.keyphrase_rerank_depth}"
+
     def apply_items(self, *, upserts: Sequence[ItemDocument] = (),
                     deletes: Sequence[tuple[str, int]] = ()) -> ApplyResult:
         """Apply item writes idempotently: stale versions are refused, upserts re-embedded.

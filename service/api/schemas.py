@@ -10,6 +10,7 @@ Route modules annotate bodies with these per-app classes, so they must not use
 ``from __future__ import annotations`` (FastAPI would look the names up in module globals).
 """
 
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from service.settings import Settings
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+MAX_VERSION = 2**63 - 1  # versions are stored as signed 64-bit integers (Redis, the vector log)
 MAX_POPULARITY = 10.0  # a log-odds offset: ±10 already moves any CTR to ~0 or ~1
 
 
@@ -214,16 +216,29 @@ def request_models(settings: Settings) -> RequestModels:
     class ItemWrite(BaseModel):
         model_config = STRICT
         item_id: ItemId | None = Field(None, description="optional; when given it must equal the path's id")
-        version: int = Field(ge=0, description="must be newer than the stored version (else 409)")
+        version: int = Field(ge=0, le=MAX_VERSION, description="must be newer than the stored version (else 409)")
         title: Text
         category: Category = ""
         attributes: dict[str, Any] = Field(default_factory=dict, max_length=settings.max_attributes)
         price: float | None = Field(None, ge=0)
         updated_at: str | None = Field(None, max_length=64)
 
+        @field_validator("attributes")
+        @classmethod
+        def _storable_attributes(cls, attributes: dict[str, Any]) -> dict[str, Any]:
+            """Refuse text UTF-8 cannot hold (JSON's lone surrogates, e.g. ``"\\ud907"``) anywhere in the
+            attributes: the store and the event log write UTF-8, so such a document would be accepted and then
+            fail to store or read back. (``str`` fields get the same check from pydantic itself.)"""
+            try:
+                json.dumps(attributes, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"attributes: text must be valid Unicode; it holds a lone surrogate "
+                                 f"({exc.object[exc.start:exc.end]!a})") from None
+            return attributes
+
     return RequestModels(
         RankRequest=RankRequest, RetrieveRequest=RetrieveRequest, KeyphraseRequest=KeyphraseRequest,
         ItemWrite=ItemWrite,
         ItemIdPath=Annotated[str, Path(min_length=1, max_length=settings.max_item_id_chars)],
-        VersionQuery=Annotated[int, Query(ge=0, description="the delete's version; must be newer than the stored one")],
+        VersionQuery=Annotated[int, Query(ge=0, le=MAX_VERSION, description="the delete's version; must be newer than the stored one")],
     )

@@ -135,3 +135,19 @@ def test_without_a_first_phase_model_phasing_is_off_and_full_depth_is_todays_ans
         assert rank(plain, query, items, rerank_depth=0)["items"] == today["items"]  # no first phase: depth ignored
     assert {item["phase"] for item in phased["items"]} == {2}
     assert phased["items"] == today["items"]  # same order, same scores, same fields
+
+
+def test_cached_keyphrases_are_not_served_after_the_keyphrase_depth_changes(api_client, phased_repo) -> None:
+    from dataclasses import replace
+
+    from service import pipelines
+
+    runtime = api_client.app.state.runtime_holder.get()
+    item_id = catalogue_items(api_client, "angle bracket", 1)[0]["id"]
+    pipelines.recommend_for_item_id(runtime, item_id=item_id, k=10)
+    assert pipelines.recommend_for_item_id(runtime, item_id=item_id, k=10).source == "cache"
+    deeper = replace(runtime, settings=runtime.settings.model_copy(
+        update={"keyphrase_rerank_depth": (runtime.settings.keyphrase_rerank_depth or 0) + 5}))
+    assert deeper.recommendations_version != runtime.recommendations_version
+    assert pipelines.recommend_for_item_id(deeper, item_id=item_id, k=10).source == "computed"
+    assert pipelines.recommend_for_item_id(runtime, item_id=item_id, k=10).source == "computed"  # and back

@@ -172,7 +172,7 @@ def test_keyphrase_recommendations_are_cached_when_items_change(settings) -> Non
         try:
             produce(settings, [upsert("kp-1", 1, SHOVEL, category="snow removal")])
             cached = wait_until(lambda: store.get_recommendations("kp-1"), timeout_s=60, what="recommendations cached")
-            assert cached.item_version == 1 and cached.model_version == runtime.model_version
+            assert cached.item_version == 1 and cached.model_version == runtime.recommendations_version
             body = client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1", "k": 5}).json()
             assert body["source"] == "cache"
             assert [k["keyphrase"] for k in body["keyphrases"]] == [k.keyphrase for k in cached.keyphrases[:5]]

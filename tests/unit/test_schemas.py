@@ -118,3 +118,16 @@ def test_api_key_is_checked_only_when_configured() -> None:
     for given in (None, "", "K", "k "):
         with pytest.raises(domain.Unauthorized):
             require_api_key(Settings(api_key="k"), x_api_key=given)
+
+
+def test_item_writes_refuse_versions_past_int64_and_lone_surrogates() -> None:
+    """Found by schemathesis (issue 20): both were accepted and then failed inside the store with a 500."""
+    MODELS.ItemWrite(version=2**63 - 1, title="drill", attributes={"colour": "rot – grün"})
+    with pytest.raises(ValidationError, match="less than or equal"):
+        MODELS.ItemWrite(version=2**63, title="drill")
+    for field, value in (("title", "m\ud907"), ("category", "\udc07x"), ("attributes", {"k": ["x\udc07"]}),
+                         ("attributes", {"\ud800": 1})):
+        with pytest.raises(ValidationError, match=field):
+            MODELS.ItemWrite(version=1, **({"title": "drill"} | {field: value}))
+    with pytest.raises(ValidationError, match="attributes: text must be valid Unicode"):
+        MODELS.ItemWrite(version=1, title="drill", attributes={"k": {"nested": "\ud907"}})
