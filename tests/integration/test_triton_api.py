@@ -30,6 +30,7 @@ from tests.integration.test_phased_ranking import (  # noqa: F401 - phased ranki
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RANK = {"query": "angle bracket", "items": [{"id": "100001", "title": "Simpson Strong-Tie 12-Gauge Angle"}]}
+UNCACHED_RANK = RANK | {"query": "angle bracket while triton is down"}  # a pair the pair-score cache has not seen
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,8 @@ def test_triton_down_answers_503_with_retry_after_then_recovers(api_client: Test
     assert api_client.post("/v1/rank", json=RANK).status_code == 200
     triton.stop()
     try:
-        for path, body in (("/v1/rank", RANK), ("/v1/retrieve", {"query": "angle bracket", "k": 3})):
+        assert api_client.post("/v1/rank", json=RANK).status_code == 200  # its pair is in the pair-score cache
+        for path, body in (("/v1/rank", UNCACHED_RANK), ("/v1/retrieve", {"query": "angle bracket", "k": 3})):
             down = api_client.post(path, json=body)
             assert down.status_code == 503, down.text
             assert down.headers["Retry-After"] == str(api_settings.triton_retry_after_s)
@@ -69,7 +71,7 @@ def test_triton_down_answers_503_with_retry_after_then_recovers(api_client: Test
     finally:
         triton.start()  # same ports; the API is not restarted
     deadline = time.monotonic() + 30
-    while (again := api_client.post("/v1/rank", json=RANK)).status_code != 200 and time.monotonic() < deadline:
+    while (again := api_client.post("/v1/rank", json=UNCACHED_RANK)).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert again.status_code == 200 and again.json()["items"][0]["id"] == "100001"
     assert api_client.post("/v1/retrieve", json={"query": "angle bracket", "k": 3}).status_code == 200
