@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT))  # tests.integration.servers starts the real serve
 
 from kafka import KafkaProducer  # noqa: E402
 
+from bench.freshness.pacing import paced  # noqa: E402
 from indexer.events import DeleteEvent, UpsertEvent, encode_event  # noqa: E402
 from service.catalogue import load_catalogue  # noqa: E402
 from service.kafka_admin import ensure_topics  # noqa: E402
@@ -273,10 +274,7 @@ def produce(traffic: Traffic, producer, topic: str, rate: float, seconds: float,
             probes: list) -> float:
     total = int(rate * seconds)
     started = time.perf_counter()
-    for n in range(total):
-        delay = started + n / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
+    for n in paced(rate, seconds):
         with traffic.lock:
             kind, event = traffic.next_event(tag)
             sent_ms = time.time() * 1000

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))  # tests.integration.servers starts the real serve
 
 from kafka import KafkaProducer  # noqa: E402
 
+from bench.freshness.pacing import paced  # noqa: E402
 from indexer.events import UpsertEvent, encode_event  # noqa: E402
 from service.catalogue import load_catalogue  # noqa: E402
 from service.index.factory import index_layout  # noqa: E402
@@ -119,10 +120,7 @@ def produce_at(rate: float, seconds: float, *, producer, topic: str, items: list
     """Send ``rate`` updates/s for ``seconds``, paced against the clock; returns the achieved rate."""
     total = int(rate * seconds)
     started = time.perf_counter()
-    for n in range(total):
-        delay = started + n / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
+    for _ in paced(rate, seconds):
         item_id, title = items[rng.randrange(len(items))]
         versions[item_id] += 1
         event = UpsertEvent(type="upsert", item_id=item_id, version=versions[item_id],
