@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the CPU build that lies on this machine kind's disk (any other spelling pulls CUDA builds).
 TORCH := torch==2.13.0
 
-.PHONY: run serve prepare install install-serve lint test system-deps compose-check bench eval report students rankers ranker-full recipe recipe-quick clean
+.PHONY: run serve prepare install install-serve lint test system-deps compose-check demo-screenshot bench eval report students rankers ranker-full recipe recipe-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,21 @@ run: prepare
 
 serve: run
 
-# Servers the integration tests start themselves (redis-server) and the compose validator.
+# Servers the integration tests start themselves (redis-server), the compose validator, and the headless browser
+# the /demo page test drives (Debian's chromium + chromium-driver, through selenium).
 system-deps:
 	@command -v redis-server >/dev/null && command -v docker-compose >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server docker-compose >/dev/null; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 compose-check: system-deps
 	bash .ci/compose-check.sh
+
+# The README's screenshot of /demo, taken by the browser test (tests/integration/test_demo_browser.py) in headless Chromium.
+demo-screenshot: install system-deps
+	SHOPRANK_TEST_ARTIFACTS=var/test-artifacts $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_demo_browser.py
+	cp var/test-artifacts/demo.png docs/demo.png
 
 # The benchmarks behind the figures in docs/indexing.md and docs/serving.md (≈ 15 min on an idle 2-core machine).
 bench: install system-deps
@@ -61,9 +69,11 @@ eval: install
 
 # The budgeted students of docs/training.md: the served recipe (Pearson KD) and its KD-loss and label ablations,
 # each one capped epoch of the trial preset (≈ 5 min each on 2 free cores); the report evaluates every one.
+# Their KD targets: the recipe's ranker scored in fp32 on every distinct train pair (training/biencoder/teacher_scores.py).
 TRIAL := $(BIN)/shoprank train student --preset trial --max-seconds 900 --teacher-scores artifacts/teacher_scores.npz
+TEACHER_RANKER ?= artifacts/recipe-full/ranker-pass2
 students: install
-	test -f artifacts/teacher_scores.npz || $(BIN)/shoprank teacher-scores
+	test -f artifacts/teacher_scores.npz || $(BIN)/shoprank teacher-scores $(TEACHER_RANKER)
 	$(TRIAL) --out-dir artifacts/student-v2
 	$(TRIAL) --out-dir artifacts/student-kd-mse --kd-loss mse
 	$(TRIAL) --out-dir artifacts/student-kd-cosent --kd-loss cosent

@@ -6,12 +6,12 @@ Settings come from the environment (``SHOPRANK_*``) as everywhere else.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 
 import typer
 
+from service.logging import configure_logging
 from service.settings import Settings
 
 indexer_app = typer.Typer(help="Near-real-time indexing from Kafka (docs/indexing.md).", no_args_is_help=True)
@@ -35,8 +35,8 @@ def run_indexer(
 
     from indexer.worker import build_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    configure_logging(settings)  # SHOPRANK_LOG_FORMAT / _LOG_LEVEL, as the API
     port = metrics_port or settings.indexer_metrics_port
     if port:
         start_http_server(port, addr=settings.host)
@@ -51,8 +51,8 @@ def run_recommendations(client_id: str = typer.Option("recommendations", help="K
     from indexer.recommend import RecommendationWorker, recommendations_group
     from service.runtime import build_runtime
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    configure_logging(settings)
     if not settings.kafka_bootstrap or not settings.redis_url:
         raise typer.BadParameter("needs SHOPRANK_KAFKA_BOOTSTRAP and SHOPRANK_REDIS_URL")
     runtime = build_runtime(settings)

@@ -3,7 +3,8 @@
 - ``rank``: score (query, item) pairs — with phased ranking on, the first phase scores every candidate
   and the ranker re-scores the best ``rerank_depth`` (``service/ranking/phases.py``) — and order them
   by the unified value model.
-- ``retrieve``: query tower → item index → stored documents.
+- ``retrieve``: query tower → item index (dense), BM25 over titles (lexical) or both fused by
+  reciprocal rank fusion (hybrid) → stored documents.
 - ``recommend_keyphrases``: item tower → keyphrase index (k × candidates factor) → ranker
   relevance filter on (keyphrase, item) → top k by expected relevance, then ANN score; with phasing
   on, the same two phases, each phase's candidates filtered by that phase's calibrated floor.
@@ -22,6 +23,7 @@ from service.catalogue import stable_id
 from service.errors import InvalidInput, NotFound, UnknownProfile
 from service.ranking import phases
 from service.ranking.engagement_prior import popularity_of, with_priors
+from service.ranking.fusion import reciprocal_rank_fusion
 from service.ranking.ordinal import OrdinalScores
 from service.ranking.value_model import rank_by_value, value_scores
 from service.runtime import Runtime
@@ -183,14 +185,45 @@ def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument],
             for row in phases.phased_order(score, filtered, phase)]
 
 
-def retrieve(runtime: Runtime, *, query: str, k: int) -> list[RetrievedItem]:
-    """Nearest items to the query in the item index, with their stored documents."""
+RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
+
+
+def retrieve(runtime: Runtime, *, query: str, k: int, mode: str | None = None) -> list[RetrievedItem]:
+    """The k best items for the query, with their stored documents, by ``mode`` (default ``settings.retrieval_mode``):
+
+    - ``dense``: nearest items to the query tower's vector in the item index (score: cosine);
+    - ``lexical``: BM25 over the item titles (``service/lexical.py``; score: BM25);
+    - ``hybrid``: both lists, each ``max(k, hybrid_candidates)`` deep, fused by reciprocal rank fusion with
+      constant ``rrf_k`` (``service/ranking/fusion.py``; score: the fused score)."""
+    mode = mode or runtime.settings.retrieval_mode
+    if mode not in RETRIEVAL_MODES:
+        raise InvalidInput(f"mode {mode!r} is not known; known modes: {list(RETRIEVAL_MODES)}")
+    if mode == "dense":
+        hits = dense_hits(runtime, query, k)
+    elif mode == "lexical":
+        hits = lexical_hits(runtime, query, k)
+    else:
+        depth = max(k, runtime.settings.hybrid_candidates)
+        lists = [[item_id for item_id, _ in dense_hits(runtime, query, depth)],
+                 [item_id for item_id, _ in lexical_hits(runtime, query, depth)]]
+        hits = reciprocal_rank_fusion(lists, c=runtime.settings.rrf_k, k=k)
+    docs = runtime.store.get_items([item_id for item_id, _ in hits])
+    return [RetrievedItem(item=doc, score=float(score)) for doc, (_, score) in zip(docs, hits) if doc is not None]
+
+
+def dense_hits(runtime: Runtime, query: str, k: int) -> list[tuple[str, float]]:
+    """``(item_id, cosine)`` of the k nearest items in the item index, best first."""
     scores, ids = runtime.items.search(runtime.encoder.encode([query], kind="query"), k)
     found = ids[0] >= 0
     item_ids = runtime.store.item_ids_for_vectors(ids[0][found].tolist())
-    hits = [(item_id, float(score)) for item_id, score in zip(item_ids, scores[0][found]) if item_id is not None]
-    docs = runtime.store.get_items([item_id for item_id, _ in hits])
-    return [RetrievedItem(item=doc, score=score) for doc, (_, score) in zip(docs, hits) if doc is not None]
+    return [(item_id, float(score)) for item_id, score in zip(item_ids, scores[0][found]) if item_id is not None]
+
+
+def lexical_hits(runtime: Runtime, query: str, k: int) -> list[tuple[str, float]]:
+    """``(item_id, BM25)`` of the k best titles in the lexical index (none without one)."""
+    if runtime.lexical is None:
+        raise InvalidInput("lexical retrieval is not available in this deployment (no lexical index)")
+    return runtime.lexical.search(query, k)
 
 
 def keyphrase_floor(runtime: Runtime) -> float:

@@ -69,8 +69,10 @@ class ReplicaFollower:
 
     def __init__(self, *, settings: Settings, index: VectorIndex, store: ItemStore, encoder,
                  local_store: bool, snapshot_dir: Path, versions: SearchableVersions | None = None,
-                 on_applied: Callable[[list[VectorRecord], float], None] | None = None) -> None:
+                 on_applied: Callable[[list[VectorRecord], float], None] | None = None,
+                 lexical=None) -> None:
         self.settings = settings
+        self.lexical = lexical  # the runtime's LexicalIndex (service/lexical.py): follows the same records
         self.index = index
         self.store = store
         self.encoder = encoder
@@ -215,6 +217,9 @@ class ReplicaFollower:
             held.advanced(stable_id(rec.item_id), rec.version)
         for rec in deletes:
             held.deleted(stable_id(rec.item_id), rec.version)
+        if self.lexical is not None:  # titles of records without their document stay as they were
+            self.lexical.upsert([(rec.doc.item_id, rec.doc.title) for rec, _ in upserts if rec.doc is not None])
+            self.lexical.delete([rec.item_id for rec in deletes])
         now = time.time()
         applied = [rec for rec, _ in fresh]
         for rec in applied:

@@ -21,7 +21,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from service.errors import DependencyUnavailable, StaleVersion
-from service.runtime import Runtime
+from service.runtime import Runtime, lexical_index_of
 from service.store.base import ItemDocument
 
 
@@ -164,9 +164,12 @@ def start_replication(runtime: Runtime, *, wait_s: float | None = 120.0,
     follower = ReplicaFollower(settings=settings, index=runtime.items, store=runtime.store,
                                encoder=runtime.encoder, local_store=not settings.redis_url,
                                snapshot_dir=settings.state_dir / "replicas" / replica_id(settings),
-                               versions=runtime.searchable, on_applied=on_applied)
+                               versions=runtime.searchable, on_applied=on_applied, lexical=runtime.lexical)
     restored = follower.restore(settings=settings)
     if restored is not None:
         runtime.items = restored
+        if runtime.lexical is not None:  # the titles of the restored documents, not the seed's
+            runtime.lexical = lexical_index_of(settings, (doc for batch in runtime.store.iter_items() for doc in batch))
+            follower.lexical = runtime.lexical
     follower.start(wait_s=wait_s)
     return _Following(follower)

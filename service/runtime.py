@@ -25,6 +25,7 @@ from service.index.factory import index_layout, make_index, restorable, restore_
 from service.inference.base import InferenceBackend
 from service.inference.factory import make_backend, make_encoder, make_first_phase, make_pair_scorer
 from service.inference.models import Encoder, FirstPhaseScorer, PairScorer
+from service.lexical import Bm25LexicalIndex, LexicalIndex, load_or_build
 from service.searchable import EMBEDDINGS, SearchableVersions
 from service.settings import Settings
 from service.store.base import ItemDocument, ItemStore
@@ -54,6 +55,8 @@ class Runtime:
     phasing: str = "off"  # what /readyz says about phased ranking (on / off and why)
     searchable: SearchableVersions = field(default_factory=SearchableVersions)
     """What ``items`` holds per item (version, text hash); changed right after the index, never before."""
+    lexical: LexicalIndex | None = None
+    """BM25 over the item titles (``service/lexical.py``); written with ``items`` by every write path."""
     ready: bool = False
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -116,6 +119,9 @@ class Runtime:
                 self.items.delete(np.array([vid for vid, _ in gone], dtype=np.int64))
                 for vid, version in gone:
                     self.searchable.deleted(vid, version)
+            if self.lexical is not None:  # the lexical index follows the same writes
+                self.lexical.upsert([(docs[j].item_id, docs[j].title) for j in sorted(won)])
+                self.lexical.delete([item_id for (item_id, _), ok in zip(deletes, deleted) if ok])
         return ApplyResult(upserted=upserted, deleted=list(deleted))
 
     def close(self) -> None:
@@ -183,7 +189,17 @@ def build_runtime(settings: Settings) -> Runtime:
         build=lambda: (np.fromiter(texts.keys(), dtype=np.int64, count=len(texts)),
                        encode_all(encoder, list(texts.values()), kind="query", batch=batch, label="keyphrases")))
     first_phase, phasing = make_first_phase(backend, settings, encoder)
+    lexical = lexical_index_of(settings, seed, snapshot=True)
     return Runtime(settings=settings, backend=backend, encoder=encoder, scorer=scorer, items=items,
                    keyphrases=keyphrases, keyphrase_texts=texts, store=store,
                    searchable=SearchableVersions.of_docs(seed),
-                   first_phase=first_phase, phasing=phasing)
+                   first_phase=first_phase, phasing=phasing, lexical=lexical)
+
+
+def lexical_index_of(settings: Settings, docs, *, snapshot: bool = False) -> LexicalIndex:
+    """The lexical index over these documents' titles: the seed catalogue (``snapshot``: restored from, or saved
+    to, ``state_dir/lexical`` like the vector indexes) or a store's documents after a replica restore."""
+    pairs = [(doc.item_id, doc.title) for doc in docs]
+    if snapshot:
+        return load_or_build(settings.state_dir / "lexical", pairs, rebuild_after=settings.lexical_rebuild_after)
+    return Bm25LexicalIndex(pairs, rebuild_after=settings.lexical_rebuild_after)

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     triton_retries: int = 2
     model_repo: Path = Path("model_repo")
     encoder_model: str = "encoder"
+    # items (catalogue build, indexer, replicas) go through this smaller tower distilled from the encoder when
+    # the repository has it for the served encoder version (training/item_tower/); "" = the encoder for both
+    item_encoder_model: str = "item_encoder"
     ranker_model: str = "ranker"
     intra_op_threads: int = 2
     # True: idle ONNX Runtime threads spin-wait for the next op. Off by default: spinning threads of the API and
@@ -94,6 +97,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "shoprank:"
     redis_timeout_s: float = 2.0
+    # /readyz checks each configured dependency (Redis, the broker, Triton) within this time, at most once per
+    # readiness_cache_s (service/readiness.py)
+    readiness_timeout_s: float = Field(0.5, gt=0)
+    readiness_cache_s: float = Field(1.0, ge=0)
     api_key: str | None = None
 
     # --- near-real-time indexing (indexer worker and replica follower; docs/indexing.md)
@@ -140,6 +147,16 @@ class Settings(BaseSettings):
     # pairs at 0.38× the full cross-encoder's p50, over the 0.35× target (docs/serving.md, "Phased ranking")
     keyphrase_rerank_depth: int | None = Field(15, ge=0)
     pair_cache_size: int = Field(10_000, ge=0)  # LRU of ranker outputs per (version, task, query, title); 0 = off
+
+    # --- hybrid retrieval (service/lexical.py, pipelines.retrieve; docs/serving.md "Hybrid retrieval")
+    # /v1/retrieve's mode when a request names none, and the reciprocal-rank-fusion constant: both chosen on the
+    # validation split by bench/hybrid_retrieval.py
+    retrieval_mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
+    rrf_k: int = Field(10, ge=0)
+    # hybrid: each source's list depth fused, at least k (an item ranked just past k in both lists can win)
+    hybrid_candidates: int = Field(100, ge=1)
+    # titles written since the last bm25s build that trigger a background rebuild (≈ 7 s for 54,667 titles)
+    lexical_rebuild_after: int = Field(2000, ge=1)
 
     # --- training: LLM teacher for `shoprank label` (any OpenAI-compatible /v1/chat/completions)
     teacher_base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, OpenAI); unset = human labels

@@ -1,7 +1,9 @@
-"""Offline commands: ``shoprank prepare``, ``train ranker``, ``export``, ``calibrate``, ``eval``, ``verify-data``.
+"""Offline commands: ``shoprank prepare``, ``train …``, ``export``, ``calibrate``, ``eval``, ``verify-data``.
 
 Registered on the ``shoprank`` typer app by ``service/cli.py``; heavy imports stay inside the commands so the
-serving CLI starts without torch.
+serving CLI starts without torch. Commands parse options and call the package; the work lives in modules.
+Options that size a model default to unset (None): only the options given override the config dataclass
+(``RankerConfig``, ``StudentConfig``, ``AdaptorConfig``), whose defaults are the one place they are written.
 """
 
 from __future__ import annotations
@@ -15,8 +17,19 @@ import typer
 
 from service.catalogue import HOME_DEPOT_SHA256, HOME_DEPOT_ZIP
 from service.settings import Settings
+from training.names import KD_LOSSES, MATRYOSHKA_DIMS, ROUTINGS, TASKS
 
 train_app = typer.Typer(help="Train models on the vendored data (train split only).", no_args_is_help=True)
+CUTS = ",".join(map(str, MATRYOSHKA_DIMS))
+
+
+def given(**options) -> dict:
+    """The options that were set: the rest fall back to the config dataclass's defaults."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def floats(text: str | None) -> tuple[float, ...] | None:
+    return None if text is None else tuple(float(x) for x in text.split(","))
 
 
 def verify_data(data_dir: Path) -> None:
@@ -32,32 +45,32 @@ def verify_data(data_dir: Path) -> None:
 @train_app.command("ranker")
 def train_ranker_command(
     out_dir: Path = typer.Option(Path("artifacts/ranker-v1"), help="where model.pt + config.json go"),
-    epochs: float = typer.Option(1.0, help="passes over the train split"),
+    epochs: float = typer.Option(None, help="passes over the train split (unset: RankerConfig's)"),
     limit: int = typer.Option(0, help="train on a random sample of this many pairs per task (0 = all)"),
-    threads: int = typer.Option(2, help="torch CPU threads"),
-    tasks: str = typer.Option("query_item", help="comma-separated: query_item, item_item, query_query"),
-    routing: str = typer.Option("prefix", help="task routing: prefix | multihead | mhp"),
-    private_layers: int = typer.Option(1, help="mhp only: private top transformer layers per task"),
+    threads: int = typer.Option(None, help="torch CPU threads (unset: RankerConfig's)"),
+    tasks: str = typer.Option(None, help=f"comma-separated, of {', '.join(TASKS)} (unset: RankerConfig's)"),
+    routing: str = typer.Option(None, help=f"task routing: {' | '.join(ROUTINGS)} (unset: RankerConfig's)"),
+    private_layers: int = typer.Option(None, help="mhp only: private top transformer layers per task"),
     init_from: Path = typer.Option(None, help="continue from this ranker artifact (same tasks and routing)"),
-    lr: float = typer.Option(5e-5, help="encoder learning rate (peak, linear decay)"),
-    head_lr: float = typer.Option(1e-3, help="head learning rate (peak, linear decay)"),
-    seed: int = typer.Option(13, help="shuffling and sampling seed"),
-    w_pairwise: float = typer.Option(0.0, help="weight of the RankNet loss within a query (needs --batching group)"),
-    batching: str = typer.Option("length", help="length: similar lengths per batch | group: whole queries per batch"),
+    lr: float = typer.Option(None, help="encoder learning rate (peak, linear decay; unset: RankerConfig's)"),
+    head_lr: float = typer.Option(None, help="head learning rate (peak, linear decay; unset: RankerConfig's)"),
+    seed: int = typer.Option(None, help="shuffling and sampling seed (unset: RankerConfig's)"),
+    w_pairwise: float = typer.Option(None, help="weight of the RankNet loss within a query (needs --batching group)"),
+    batching: str = typer.Option(None, help="length: similar lengths per batch | group: whole queries per batch"),
 ) -> None:
     """Train a ranker: MiniLM + ordinal head (P(y≥1), P(y≥2)) + CTR/CVR heads (simulated engagement).
 
     One task is the single-task ranker (the served one is query_item); several make the unified
     multi-task ranker with the chosen routing."""
-    from training.cross_encoder.train import RankerConfig
-    from training.recipes import train_ranker_from_files
+    from training.cross_encoder.train import RankerConfig, train_ranker_from_files
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
     verify_data(settings.data_dir)
-    config = RankerConfig(epochs=epochs, threads=threads, tasks=tasks.split(","), routing=routing,
-                          private_layers=private_layers, init_from=str(init_from) if init_from else None,
-                          lr=lr, head_lr=head_lr, seed=seed, w_pairwise=w_pairwise, batching=batching)
+    config = RankerConfig(**given(epochs=epochs, threads=threads, tasks=tasks.split(",") if tasks else None,
+                                  routing=routing, private_layers=private_layers,
+                                  init_from=str(init_from) if init_from else None, lr=lr, head_lr=head_lr, seed=seed,
+                                  w_pairwise=w_pairwise, batching=batching))
     train_ranker_from_files(data_dir=settings.data_dir, out_dir=out_dir, config=config, limit=limit or None)
 
 
@@ -65,7 +78,7 @@ def train_ranker_command(
 def train_student_command(
     out_dir: Path = typer.Option(Path("artifacts/student"), help="sentence-transformers model dir to write"),
     teacher_scores: Path = typer.Option(None, help="ranker scores of the train pairs (shoprank teacher-scores)"),
-    kd_loss: str = typer.Option("pearson", help="pearson | cosent | mse"),
+    kd_loss: str = typer.Option(None, help=f"{' | '.join(KD_LOSSES)} (unset: StudentConfig's)"),
     preset: str = typer.Option("full", help="full (the recipe's run, ≈ 20 min on 2 cores); uncapped (every train "
                                             "row, ≈ 45 min); trial (the earlier budgeted run of docs/training.md); "
                                             "or quick (a few minutes)"),
@@ -74,26 +87,24 @@ def train_student_command(
     labels: bool = typer.Option(True, help="contrastive on the binarised labels (off: the label ablation)"),
     kd: bool = typer.Option(True, help="distillation from the ranker's scores (off: the label ablation)"),
     init_from: Path = typer.Option(None, help="continue from this student dir instead of the base model"),
-    matryoshka_weights: str = typer.Option("", help="loss weight per Matryoshka cut 384,256,128,64 (empty: the "
-                                                     "preset's), e.g. 1,1,1,12 to push the 64-d cut"),
-    lr: float = typer.Option(0, help="peak learning rate (0: the preset's)"),
-    max_steps: int = typer.Option(0, help="stop after this many steps (0: the preset's one pass)"),
-    seed: int = typer.Option(13, help="sampling and shuffling seed"),
+    matryoshka_weights: str = typer.Option(None, help=f"loss weight per Matryoshka cut {CUTS} (unset: the "
+                                                       "preset's), e.g. 1,1,1,12 to push the 64-d cut"),
+    lr: float = typer.Option(None, help="peak learning rate (unset: the preset's)"),
+    max_steps: int = typer.Option(None, help="stop after this many steps (unset: the preset's one pass)"),
+    seed: int = typer.Option(None, help="sampling and shuffling seed (unset: StudentConfig's)"),
 ) -> None:
     """Bi-encoder student: MNRL on simulated clicks + contrastive on labels + KD, Matryoshka 384→64."""
     from training.biencoder.train import StudentConfig, train_student_from_files
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
-    presets = {"full": StudentConfig.full, "uncapped": StudentConfig, "trial": StudentConfig.trial,
-               "quick": StudentConfig.quick}
-    if preset not in presets:
-        raise typer.BadParameter(f"--preset must be one of {', '.join(presets)}")
-    overrides = {"seed": seed} | ({"lr": lr} if lr else {}) | ({"max_steps": max_steps} if max_steps else {})
-    if matryoshka_weights:
-        overrides["matryoshka_weights"] = tuple(float(w) for w in matryoshka_weights.split(","))
-    config = presets[preset](kd_loss=kd_loss, max_train_seconds=max_seconds or None, use_clicks=clicks,
-                             use_labels=labels, use_kd=kd, **overrides)
+    try:
+        config = StudentConfig.preset(preset, max_train_seconds=max_seconds or None, use_clicks=clicks,
+                                      use_labels=labels, use_kd=kd,
+                                      **given(kd_loss=kd_loss, lr=lr, max_steps=max_steps, seed=seed,
+                                              matryoshka_weights=floats(matryoshka_weights)))
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
     if config.matryoshka_weights and len(config.matryoshka_weights) != len(config.matryoshka_dims):
         raise typer.BadParameter(f"--matryoshka-weights needs one weight per cut {config.matryoshka_dims}")
     train_student_from_files(data_dir=settings.data_dir, teacher_scores=teacher_scores, config=config, out_dir=out_dir,
@@ -104,13 +115,13 @@ def train_student_command(
 def train_adaptor_command(
     student: Path = typer.Argument(..., help="a sentence-transformers student dir (artifacts/student*)"),
     out_dir: Path = typer.Option(None, help="where the adapted student goes (default <student>-adapted)"),
-    epochs: int = typer.Option(5, help="passes over the train queries"),
-    lr: float = typer.Option(1e-3, help="Adam learning rate of the map"),
-    min_label: int = typer.Option(1, help="a train pair at this label or above is a positive (1 partial, 2 exact)"),
-    weights: str = typer.Option("1,1,1,4", help="loss weight per Matryoshka cut 384,256,128,64"),
+    epochs: int = typer.Option(None, help="passes over the train queries (unset: AdaptorConfig's)"),
+    lr: float = typer.Option(None, help="Adam learning rate of the map (unset: AdaptorConfig's)"),
+    min_label: int = typer.Option(None, help="a train pair at this label or above is a positive (1 partial, 2 exact)"),
+    weights: str = typer.Option(None, help=f"loss weight per Matryoshka cut {CUTS} (unset: AdaptorConfig's)"),
     catalogue_sample: int = typer.Option(0, help="negatives: this many random products (0: the whole catalogue)"),
     validate: bool = typer.Option(True, help="log validation recall@100 per epoch (recorded in the card)"),
-    seed: int = typer.Option(13, help="shuffling seed"),
+    seed: int = typer.Option(None, help="shuffling seed (unset: AdaptorConfig's)"),
 ) -> None:
     """Fit a linear map on a frozen student against the whole catalogue (training/biencoder/adaptor.py)."""
     from service.catalogue import load_catalogue
@@ -119,10 +130,9 @@ def train_adaptor_command(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
-    cut_weights = tuple(float(w) for w in weights.split(","))
-    config = AdaptorConfig(weights=cut_weights, epochs=epochs, lr=lr, min_label=min_label, seed=seed,
-                           catalogue_sample=catalogue_sample or None, threads=settings.intra_op_threads)
-    if len(cut_weights) != len(config.dims):
+    config = AdaptorConfig(catalogue_sample=catalogue_sample or None, threads=settings.intra_op_threads,
+                           **given(weights=floats(weights), epochs=epochs, lr=lr, min_label=min_label, seed=seed))
+    if len(config.weights) != len(config.dims):
         raise typer.BadParameter(f"--weights needs one weight per cut {config.dims}")
     pairs = labelled_pairs(settings.data_dir)
     catalogue = load_catalogue(settings.data_dir)
@@ -137,18 +147,19 @@ def train_adaptor_command(
 def train_ranker_lite_command(
     teacher_scores: Path = typer.Option(None, help="the served ranker's logits on train pairs (training/first_phase/"
                                                    "targets.py); without it the teacher's ONNX scores each batch"),
-    teacher: Path = typer.Option(Path("model_repo/ranker/3"), help="the exported ranker version to drop layers from"),
-    keep_layers: str = typer.Option("0,2,4", help="transformer layers of the teacher the student keeps"),
-    loss: str = typer.Option("mse", help="mse (keeps the teacher's logit scale) | pearson"),
-    epochs: float = typer.Option(1.0, help="passes over the target pairs"),
-    lr: float = typer.Option(1e-4, help="peak learning rate (linear warm-up and decay)"),
+    teacher: Path = typer.Option(None, help="the exported ranker version to drop layers from (unset: LiteConfig's)"),
+    keep_layers: str = typer.Option(None, help="transformer layers of the teacher the student keeps, e.g. 0,2,4 "
+                                               "(unset: LiteConfig's)"),
+    loss: str = typer.Option(None, help="mse (keeps the teacher's logit scale) | pearson (unset: LiteConfig's)"),
+    epochs: float = typer.Option(None, help="passes over the target pairs (unset: LiteConfig's)"),
+    lr: float = typer.Option(None, help="peak learning rate (linear warm-up and decay; unset: LiteConfig's)"),
     max_seconds: float = typer.Option(0, help="wall-clock budget; the schedule is planned to end with it (0 = none)"),
     limit: int = typer.Option(0, help="distil on a random sample of this many pairs (0 = all)"),
     out_dir: Path = typer.Option(Path("artifacts/ranker-lite/student"), help="the student ranker artifact"),
     export_repo: Path = typer.Option(None, help="also export (int8 + fp32) and calibrate on validation into this "
                                                 "model repository, e.g. artifacts/ranker-lite/model_repo"),
     version: int = typer.Option(1, help="version directory of the export"),
-    seed: int = typer.Option(13, help="sampling and shuffling seed"),
+    seed: int = typer.Option(None, help="sampling and shuffling seed (unset: LiteConfig's)"),
     init_from: Path = typer.Option(None, help="continue this student artifact (same --keep-layers)"),
     threads: int = typer.Option(0, help="torch / ONNX Runtime threads (0: SHOPRANK_INTRA_OP_THREADS); 1 is faster "
                                         "on cores shared with other jobs"),
@@ -157,9 +168,11 @@ def train_ranker_lite_command(
     from training.cross_encoder.distill import LiteConfig, distil_lite_ranker, load_targets, train_pairs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    config = LiteConfig(teacher=str(teacher), keep_layers=[int(k) for k in keep_layers.split(",")], loss=loss,
-                        epochs=epochs, lr=lr, max_seconds=max_seconds or None, limit=limit or None, seed=seed,
-                        threads=threads or Settings().intra_op_threads, init_from=str(init_from) if init_from else None)
+    config = LiteConfig(max_seconds=max_seconds or None, limit=limit or None,
+                        threads=threads or Settings().intra_op_threads, init_from=str(init_from) if init_from else None,
+                        **given(teacher=str(teacher) if teacher else None, loss=loss, epochs=epochs, lr=lr, seed=seed,
+                                keep_layers=[int(k) for k in keep_layers.split(",")] if keep_layers else None))
+    teacher = Path(config.teacher)
     if teacher_scores and teacher_scores.exists():
         targets = load_targets(teacher_scores)
     else:  # no scores file: the teacher's ONNX scores each batch of the ranker's own train rows
@@ -204,44 +217,88 @@ def train_first_phase_command(
     version: int = typer.Option(1, help="version directory of first_phase"),
     work_dir: Path = typer.Option(Path("artifacts/first_phase"), help="ranker scores, vectors and history "
                                                                       "(reused when they match)"),
-    hidden: str = typer.Option("256", help="hidden layer widths, comma-separated"),
+    hidden: str = typer.Option(None, help="hidden layer widths, comma-separated (unset: FirstPhaseConfig's)"),
     loss: str = typer.Option("mse,bce", help="mse on the ranker's logits | bce on its probabilities | mse,bce: fit "
                                          "both, export the one closer to the ranker on validation"),
-    epochs: int = typer.Option(12, help="passes over the train pairs (best validation epoch kept)"),
-    max_seconds: float = typer.Option(240.0, help="training-time budget (the epochs stop there)"),
+    epochs: int = typer.Option(None, help="passes over the train pairs (best validation epoch kept)"),
+    max_seconds: float = typer.Option(None, help="training-time budget (the epochs stop there)"),
     retrieved_k: int = typer.Option(0, help="also learn from each train query's top-k retrieved titles (0 = none)"),
-    retrieved_max_pairs: int = typer.Option(40_000, help="cap on the retrieved pairs the ranker scores"),
-    int8_share: float = typer.Option(0.5, help="share of item vectors replaced by the int8 store's round trip"),
-    threads: int = typer.Option(2, help="torch CPU threads"),
+    retrieved_max_pairs: int = typer.Option(None, help="cap on the retrieved pairs the ranker scores (0 = none)"),
+    int8_share: float = typer.Option(None, help="share of item vectors replaced by the int8 store's round trip"),
+    threads: int = typer.Option(None, help="torch CPU threads"),
     train_scores: Path = typer.Option(None, help="use these ranker scores of train pairs (a subset scored earlier) "
                                                  "instead of scoring every train pair"),
 ) -> None:
-    """The first phase of phased ranking: an MLP over the served encoder's two vectors, distilled from the ranker."""
+    """The first phase of phased ranking: an MLP over the served encoder's two vectors, distilled from the ranker.
+
+    Unset sizes are FirstPhaseConfig's (and FirstPhaseRun's retrieved-pair cap)."""
     from training.first_phase.step import FirstPhaseRun, train_first_phase
     from training.first_phase.train import FirstPhaseConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings().model_copy(update={"model_repo": model_repo, "inference": "embedded"})
     verify_data(settings.data_dir)
-    configs = [FirstPhaseConfig(hidden=tuple(int(h) for h in hidden.split(",") if h), loss=kind, epochs=epochs,
-                                max_seconds=max_seconds, int8_share=int8_share, threads=threads)
-               for kind in loss.split(",")]
+    sizes = given(hidden=tuple(int(h) for h in hidden.split(",") if h) if hidden else None, epochs=epochs,
+                  max_seconds=max_seconds, int8_share=int8_share, threads=threads)
+    configs = [FirstPhaseConfig(loss=kind, **sizes) for kind in loss.split(",")]
+    cap = {} if retrieved_max_pairs is None else {"retrieved_max_pairs": retrieved_max_pairs or None}  # 0: no cap
     card = train_first_phase(settings=settings, work_dir=work_dir, repo=model_repo, version=version,
                              run=FirstPhaseRun(model=configs[0], alternatives=tuple(configs[1:]), retrieved_k=retrieved_k,
-                                               retrieved_max_pairs=retrieved_max_pairs or None,
-                                               train_scores=train_scores))
+                                               train_scores=train_scores, **cap))
     typer.echo(json.dumps(card, indent=2))
 
 
-def teacher_scores_command(
-    out: Path = typer.Option(Path("artifacts/teacher_scores.npz"), help="where the scores go"),
-    split: str = typer.Option("train", help="split whose pairs are scored"),
+@train_app.command("item-tower")
+def train_item_tower_command(
+    model_repo: Path = typer.Option(Path("model_repo"), help="repository whose served encoder it is distilled from, "
+                                                              "and where item_encoder/<version> is written"),
+    version: int = typer.Option(1, help="version directory of the item tower"),
+    work_dir: Path = typer.Option(Path("artifacts/item_tower"), help="targets, checkpoints and history"),
+    layers: str = typer.Option(None, help="the encoder's layers the tower keeps, comma-separated "
+                                          "(unset: TowerConfig's)"),
+    epochs: float = typer.Option(None, help="passes over the catalogue titles (unset: TowerConfig's)"),
+    max_minutes: float = typer.Option(None, help="training-time budget (unset: TowerConfig's)"),
+    init_from: Path = typer.Option(None, help="continue training this saved tower dir instead of starting from "
+                                              "the encoder's layers"),
+    ship_only: Path = typer.Option(None, help="skip training: export and gate this trained tower dir"),
 ) -> None:
-    """Score a split's pairs with the served ranker (the student's distillation targets)."""
-    from training.biencoder.teacher_scores import write_teacher_scores
+    """A smaller item tower distilled onto the served encoder's item vectors; shipped only if catalogue
+    recall@100 through the funnel stays within 0.01 of the encoder's on validation (training/item_tower/)."""
+    from dataclasses import replace
+
+    from training.item_tower.step import ship_item_tower, train_and_ship
+    from training.item_tower.train import TowerConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings().model_copy(update={"model_repo": model_repo, "inference": "embedded"})
+    verify_data(settings.data_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if ship_only is not None:
+        typer.echo(json.dumps(ship_item_tower(settings, tower_dir=ship_only, work_dir=work_dir, version=version),
+                              indent=2))
+        return
+    overrides = {"layers": None if layers is None else [int(x) for x in layers.split(",")],
+                 "epochs": epochs, "max_minutes": max_minutes, "init_from": None if init_from is None else str(init_from)}
+    config = replace(TowerConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    typer.echo(json.dumps(train_and_ship(settings, config, work_dir=work_dir, version=version), indent=2))
+
+
+def teacher_scores_command(
+    ranker_dir: Path = typer.Argument(..., help="a trained ranker artifact (model.pt + config.json), scored in fp32"),
+    out: Path = typer.Option(Path("artifacts/teacher_scores.npz"), help="where the scores go"),
+    limit: int = typer.Option(0, help="score a seeded sample of this many distinct train pairs (0 = all)"),
+    seed: int = typer.Option(13, help="sampling seed"),
+) -> None:
+    """The student's distillation targets: a ranker's fp32 scores of train pairs, as the recipe makes them
+    (training/biencoder/teacher_scores.py says why fp32)."""
+    from training.biencoder.teacher_scores import distillation_targets, save_teacher_scores
+    from training.data import labelled_pairs, split_frame
 
     settings = Settings()
-    write_teacher_scores(settings=settings, data_dir=settings.data_dir, out_path=out, split=split)
+    train = split_frame(labelled_pairs(settings.data_dir), "train")
+    save_teacher_scores(out, distillation_targets(ranker_dir, train, n=limit or None, seed=seed,
+                                                  threads=settings.intra_op_threads))
+    typer.echo(f"teacher scores: {out}")
 
 
 def label_command(
@@ -319,7 +376,7 @@ def eval_command(
 def eval_retrieval_command(
     student: Path = typer.Argument(..., help="a sentence-transformers student dir (artifacts/student*)"),
     split: str = typer.Option("validation", help="validation (choose between students) or test (report figures)"),
-    dims: str = typer.Option("384,256,128,64", help="Matryoshka cuts to measure"),
+    dims: str = typer.Option(CUTS, help="Matryoshka cuts to measure"),
     k: int = typer.Option(100, help="recall@k"),
     rotation: bool = typer.Option(False, help="also measure the cuts after an energy-ordered rotation fitted on "
                                               "train queries + catalogue items (training/evaluate/rotation.py)"),
@@ -327,45 +384,12 @@ def eval_retrieval_command(
                                            "(SHOPRANK_INDEX_SHORTLIST_DIM / _FACTOR; service/index/funnel.py)"),
 ) -> None:
     """Catalogue recall@k of a student's exact items at each cut (and through the served funnel): the quick
-    check between training runs."""
-    from dataclasses import replace
+    check between training runs (training/evaluate/student_recall.py)."""
+    from training.evaluate.student_recall import student_recall_lines
 
-    import numpy as np
-
-    from service.catalogue import load_catalogue
-    from training.data import labelled_pairs, split_frame
-    from training.evaluate.embeddings import student_embeddings
-    from training.evaluate.retrieval import funnel_recall, recall_by_dim
-    from training.evaluate.rotation import energy_rotation
-
-    settings = Settings()
-    pairs = labelled_pairs(settings.data_dir)
-    frame = split_frame(pairs, split)
-    catalogue = load_catalogue(settings.data_dir)
-    queries = sorted(frame["query"].unique())
-    train_queries = sorted(split_frame(pairs, "train")["query"].unique()) if rotation else []
-    embeddings = student_embeddings(student, queries=queries + train_queries, item_ids=catalogue.item_ids,
-                                    item_titles=catalogue.item_titles)
-    train_query_vectors = embeddings.query_vectors[len(queries):]
-    embeddings = replace(embeddings, queries=queries, query_vectors=embeddings.query_vectors[: len(queries)])
-    cuts = [int(d) for d in dims.split(",")]
-    variants = {"": embeddings}
-    if rotation:  # fitted on train queries and the catalogue: no query of the evaluated split
-        turn = energy_rotation(np.vstack([train_query_vectors, embeddings.item_vectors]))
-        variants[" rotated"] = replace(embeddings, query_vectors=embeddings.query_vectors @ turn,
-                                       item_vectors=embeddings.item_vectors @ turn)
-    for label, variant in variants.items():
-        recall = recall_by_dim(variant, frame, dims=cuts, k=k)
-        for d in cuts:
-            typer.echo(f"{student.name}{label} {split} recall@{k} {d}-d {recall[d]:.4f} "
-                       f"({recall[d] / recall[cuts[0]]:.1%} of {cuts[0]}-d)")
-        if funnel and settings.funnel_dim and label == "":
-            short, factor, precision = settings.funnel_dim, settings.index_shortlist_factor, settings.index_full_precision
-            got = funnel_recall(variant, frame, shortlist_dim=short, shortlist_factor=factor, full_precision=precision,
-                                k=k)
-            typer.echo(f"{student.name} {split} recall@{k} funnel {short}-d x{factor} -> "
-                       f"{variant.item_vectors.shape[1]}-d ({precision}) {got:.4f} "
-                       f"({got / recall[cuts[0]]:.1%} of {cuts[0]}-d)")
+    for line in student_recall_lines(Settings(), student, split=split, dims=tuple(int(d) for d in dims.split(",")),
+                                     k=k, rotation=rotation, funnel=funnel):
+        typer.echo(line)
 
 
 def prepare_command() -> None:
@@ -390,13 +414,17 @@ def prepare_command() -> None:
     runtime.close()
 
 
-def calibrate_command() -> None:
-    """Fit the served ranker's relevance floor on the validation split and write it into its model card; the
-    same for the first phase of phased ranking when one is served."""
-    from training.evaluate.calibrate import calibrate_first_phase, calibrate_served_ranker
+def calibrate_command(
+    version: int = typer.Option(None, help="the exported version to fit (unset: the latest, i.e. the served one)"),
+) -> None:
+    """Fit the ranker's relevance floor, label cuts and engagement priors on the validation split and write them
+    into that version's model card; the same floor for the first phase of phased ranking when one is served
+    (training/calibrate.py)."""
+    from training.calibrate import calibrate_first_phase, calibrate_ranker
 
-    typer.echo(calibrate_served_ranker(Settings()))
-    typer.echo({"first_phase": calibrate_first_phase(Settings())})
+    settings = Settings()
+    typer.echo(calibrate_ranker(settings, version=version))
+    typer.echo({"first_phase": calibrate_first_phase(settings, version=version)})
 
 
 def verify_data_command() -> None:

@@ -38,3 +38,11 @@ def labelled_pairs(data_dir: Path) -> pd.DataFrame:
 
 def split_frame(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     return frame[frame["split"] == split].reset_index(drop=True)
+
+
+def sample_rows(frame: pd.DataFrame, n: int | None, *, seed: int) -> pd.DataFrame:
+    """At most ``n`` rows of ``frame``: a seeded random sample, or every row in order when ``n`` is None or
+    not below the frame's length. The package's one row-sampling rule (task caps, budgets, parity rows)."""
+    if n is None or len(frame) <= n:
+        return frame.reset_index(drop=True)
+    return frame.sample(n=n, random_state=seed).reset_index(drop=True)

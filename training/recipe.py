@@ -2,9 +2,12 @@
 
 teacher labels → unified multi-task ranker → the ranker's scores on train pairs (distillation targets)
 → bi-encoder student → a linear adaptor fitted against the whole catalogue → ONNX (fp32 + int8
-per-channel) into a Triton model repository → ONNX-vs-torch parity → relevance floor, label cuts and
-engagement priors calibrated on validation → the first phase of phased ranking (an MLP over the exported
-encoder's vectors, distilled from the exported ranker, ``training/first_phase/``) → the held-out table on test.
+per-channel) into a Triton model repository, under the model names the service reads → ONNX-vs-torch
+parity, which gates the int8 encoder (below ``training/export/parity.ENCODER_INT8_MIN_COSINE`` the fp32 export
+is served and its card says why) → relevance floor, label cuts and engagement priors fitted on validation
+(``training/calibrate.py``) → the first phase of phased ranking (an MLP over the exported encoder's vectors,
+distilled from the exported ranker, ``training/first_phase/``) and its own floor → the held-out table on test.
+Every step after the export addresses the exported version, even when it is below the repository's latest.
 
 Each step writes its output under ``work_dir`` and is skipped when that output is already there, so a
 run that was stopped picks up where it was. The teacher is the human labels in ``data/`` unless
@@ -27,12 +30,14 @@ from service.settings import Settings
 from training.biencoder.adaptor import AdaptorConfig
 from training.biencoder.train import StudentConfig
 from training.cross_encoder.train import RankerConfig
+from training.export.parity import ENCODER_INT8_MIN_COSINE
 from training.first_phase.step import FirstPhaseRun
 from training.first_phase.train import FirstPhaseConfig
+from training.names import STUDENT_CARD, TASKS
 
 log = logging.getLogger(__name__)
 
-ALL_TASKS = ["query_item", "item_item", "query_query"]
+ALL_TASKS = list(TASKS)  # the unified ranker's tasks, in the card's order
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class RecipePreset:
     # the first phase of phased ranking, distilled from the exported ranker over the exported encoder's vectors
     # (None: no first phase)
     first_phase: FirstPhaseRun | None = None
+    # the int8 encoder is served only when its worst parity cosine reaches this (else fp32, said in the card)
+    encoder_int8_floor: float = ENCODER_INT8_MIN_COSINE
 
 
 PRESETS = {
@@ -106,36 +113,39 @@ def apply_teacher_labels(pairs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFr
     return out.reset_index(drop=True)
 
 
-def distillation_targets(ranker_dir: Path, pairs: pd.DataFrame, *, n: int, seed: int = 13) -> pd.DataFrame:
-    """``left, right, score``: the fresh ranker's expected rating (1–3) on a sample of train query–item pairs."""
-    from training.biencoder.teacher_scores import score_pairs
-    from training.cross_encoder.predict import TorchPairScorer
-
-    distinct = pairs[["query", "title"]].drop_duplicates()
-    sample = distinct.sample(n=min(n, len(distinct)), random_state=seed)
-    lefts, rights = sample["query"].tolist(), sample["title"].tolist()
-    return pd.DataFrame({"left": lefts, "right": rights,
-                         "score": score_pairs(scorer=TorchPairScorer(ranker_dir), lefts=lefts, rights=rights)})
-
-
 def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None = None, version: int = 1,
                teacher_labels: Path | None = None, settings: Settings | None = None) -> RecipeRun:
-    """Run (or resume) every step; returns the run record, also written to ``work_dir/recipe.{md,json}``."""
-    from training.biencoder.teacher_scores import load_teacher_scores, save_teacher_scores
+    """Run (or resume) every step; returns the run record, also written to ``work_dir/recipe.{md,json}``.
+
+    Everything after the export addresses the exported version explicitly: ``version`` of the model names
+    the service reads (``settings.encoder_model`` / ``ranker_model`` / ``first_phase_model``), scored through
+    a repository view pinned to it (``training/export/pinned.py``), so exporting below the latest version
+    calibrates and evaluates that version, in its own cards."""
+    from training.biencoder.teacher_scores import (
+        distillation_targets,
+        load_teacher_scores,
+        save_teacher_scores,
+    )
     from training.biencoder.train import train_student
-    from training.data import labelled_pairs, split_frame
-    from training.evaluate.calibrate import calibrate_served_ranker
-    from training.evaluate.ranking_report import evaluate_test_split, to_markdown
+    from training.calibrate import calibrate_first_phase, calibrate_ranker
+    from training.data import labelled_pairs, sample_rows, split_frame
+    from training.evaluate.ranking_report import evaluate_test_split, row_named, to_markdown
     from training.export.cards import record_in_card
     from training.export.onnx_export import export_encoder, export_ranker
-    from training.export.parity import encoder_parity, ranker_parity
-    from training.recipes import ranker_rows
-    from training.tasks import query_item_rows
+    from training.export.parity import encoder_parity, encoder_precision_gate, ranker_parity
+    from training.export.pinned import pinned_settings
+    from training.tasks import query_item_rows, ranker_rows
 
     settings = settings or Settings()
     work_dir.mkdir(parents=True, exist_ok=True)
     repo = model_repo or work_dir / "model_repo"
     run = RecipeRun(preset=preset.name, work_dir=work_dir, model_repo=repo, version=version)
+    encoder_name, ranker_name, first_phase_name = (settings.encoder_model, settings.ranker_model,
+                                                   settings.first_phase_model)
+    encoder_dir, ranker_version_dir = repo / encoder_name / str(version), repo / ranker_name / str(version)
+
+    def card_of(version_dir: Path) -> dict:
+        return json.loads((version_dir / "shoprank.json").read_text())
 
     record = work_dir / "recipe.json"
     earlier = json.loads(record.read_text())["seconds"] if record.exists() else {}
@@ -173,9 +183,9 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
         first_pass, ranker_dir = ranker_dir, work_dir / "ranker-pass2"
         second = replace(preset.ranker_second_pass, threads=settings.intra_op_threads, init_from=str(first_pass))
         step("ranker (second pass)", ranker_dir / "config.json", lambda: train_ranker_step(second, ranker_dir))
-    step("distillation scores", scores_path, lambda: save_teacher_scores(
-        scores_path, distillation_targets(ranker_dir, train, n=preset.distillation_pairs)))
-    step("student", student_dir / "shoprank_student.json", lambda: train_student(
+    step("distillation scores", scores_path, lambda: save_teacher_scores(scores_path, distillation_targets(
+        ranker_dir, train, n=preset.distillation_pairs, threads=settings.intra_op_threads)))
+    step("student", student_dir / STUDENT_CARD, lambda: train_student(
         rows=query_item_rows(train), teacher=load_teacher_scores(scores_path), config=preset.student,
         out_dir=student_dir))
 
@@ -192,60 +202,89 @@ def run_recipe(*, preset: RecipePreset, work_dir: Path, model_repo: Path | None 
                           config=replace(preset.adaptor, threads=settings.intra_op_threads),
                           validation=split_frame(pairs, "validation"))
 
-        step("adaptor", student_dir / "shoprank_student.json", adaptor_step)
+        step("adaptor", student_dir / STUDENT_CARD, adaptor_step)
 
     card = {"recipe": {"preset": preset.name, "teacher": run.teacher}}
 
     def export_step() -> None:
-        student_meta = json.loads((student_dir / "shoprank_student.json").read_text())
-        export_encoder(repo=repo, version=version, source=str(student_dir), card=card | {
+        student_meta = json.loads((student_dir / STUDENT_CARD).read_text())
+        export_encoder(repo=repo, name=encoder_name, version=version, source=str(student_dir), card=card | {
             "source": f"student of the recipe ({preset.name}): MNRL clicks + contrastive labels + "
                       f"{student_meta['kd_loss']} KD, Matryoshka {student_meta['matryoshka_dims']}"
                       + (", + catalogue-softmax adaptor" if "adaptor" in student_meta else ""),
             "matryoshka_dims": student_meta["matryoshka_dims"],
             "prefixes": student_meta["prefixes"]})
-        export_ranker(artifact_dir=ranker_dir, repo=repo, version=version, card=card)
+        export_ranker(artifact_dir=ranker_dir, repo=repo, name=ranker_name, version=version, card=card)
 
-    step("export", repo / "ranker" / str(version) / "shoprank.json", export_step)
+    # the ranker is exported after the encoder, so its card marks the step done
+    step("export", ranker_version_dir / "shoprank.json", export_step)
+
+    def parity_step() -> None:
+        """ONNX against torch (recorded first, so a stopped step does not measure a swapped file again), then
+        the gate: an int8 encoder below the floor is not served (fp32 instead)."""
+        if "parity" not in card_of(encoder_dir) or "parity" not in card_of(ranker_version_dir):
+            sample = sample_rows(train, preset.parity_samples, seed=0)
+            record_in_card(encoder_dir, "parity", encoder_parity(encoder_dir, student_dir, sample["title"].tolist()))
+            record_in_card(ranker_version_dir, "parity", ranker_parity(
+                ranker_version_dir, ranker_dir, sample["query"].tolist(), sample["title"].tolist()))
+        decision = encoder_precision_gate(encoder_dir, card_of(encoder_dir)["parity"], floor=preset.encoder_int8_floor)
+        if decision["served"] != "int8":
+            log.warning("recipe: %s", decision["reason"])
+        record_in_card(encoder_dir, "precision_gate", decision)
+        record_in_card(encoder_dir, "precision", decision["served"])
+
+    step("parity", lambda: "precision_gate" in card_of(encoder_dir), parity_step)
+    run.figures["parity"] = card_of(encoder_dir)["parity"] | card_of(ranker_version_dir)["parity"]
+    run.figures["encoder_precision"] = card_of(encoder_dir)["precision_gate"]
+
     serve = settings.model_copy(update={"model_repo": repo, "inference": "embedded"})
-    started = time.time()
-    sample = train.sample(n=min(preset.parity_samples, len(train)), random_state=0)
-    run.figures["parity"] = (
-        encoder_parity(repo / "encoder" / str(version), student_dir, sample["title"].tolist())
-        | ranker_parity(repo / "ranker" / str(version), ranker_dir, sample["query"].tolist(), sample["title"].tolist()))
-    run.seconds["parity"] = round(time.time() - started, 1)
     # done when this version's card has its floor, not when some earlier export was calibrated: a re-export
     # (another --version or --model-repo) is calibrated again
-    ranker_card = repo / "ranker" / str(version) / "shoprank.json"
-    step("calibrate", lambda: "calibration" in json.loads(ranker_card.read_text()),
-         lambda: calibrate_served_ranker(serve))
-    run.figures["calibration"] = json.loads(ranker_card.read_text())["calibration"]
+    step("calibrate", lambda: "calibration" in card_of(ranker_version_dir),
+         lambda: calibrate_ranker(serve, version=version))
+    run.figures["calibration"] = card_of(ranker_version_dir)["calibration"]
+    pinned_models = {encoder_name: version, ranker_name: version}
+    first_phase_dir = repo / first_phase_name / str(version)
     if preset.first_phase is not None:
         from training.first_phase.step import train_first_phase
 
-        first_phase_card = repo / "first_phase" / str(version) / "shoprank.json"
-        step("first phase", first_phase_card, lambda: train_first_phase(
-            settings=serve, work_dir=work_dir / "first_phase", repo=repo, version=version,
-            run=replace(preset.first_phase, model=replace(preset.first_phase.model, threads=settings.intra_op_threads))))
-        run.figures["first_phase"] = json.loads(first_phase_card.read_text())["validation"]
-    started = time.time()
-    rows = evaluate_test_split(serve)
-    encoder_row, ranker_row = rows[-2], rows[-1]
-    evaluation = {"split": "test", "command": "shoprank train recipe (training/evaluate/ranking_report.evaluate_test_split)"}
-    if preset.first_phase is not None:
-        from training.evaluate.ranking_report import Row
-        from training.first_phase.evaluate import split_figures
+        def first_phase_step() -> None:
+            """Train and export the first phase over the exported encoder and ranker, then fit its floor on
+            validation into the same version's card (a re-export keeps a calibrated floor)."""
+            if not (first_phase_dir / "shoprank.json").exists():
+                with pinned_settings(serve, pinned_models) as pinned:
+                    train_first_phase(settings=pinned, work_dir=work_dir / "first_phase", repo=repo, version=version,
+                                      run=replace(preset.first_phase, model=replace(
+                                          preset.first_phase.model, threads=settings.intra_op_threads)))
+            with pinned_settings(serve, pinned_models) as pinned:  # a fresh view: it holds the new first phase
+                calibrate_first_phase(pinned, version=version)
 
-        fp = split_figures(serve, split="test")
-        rows.append(Row(f"first phase alone ({fp['model']}, over {fp['encoder']} vectors)", fp["ndcg10"], fp["rmse"],
-                        fp["accuracy"], fp["macro_f1"]))
-        record_in_card(repo / "first_phase" / str(version), "evaluation", evaluation | {
-            "command": "shoprank train recipe (training/first_phase/evaluate.split_figures)",
-            "ndcg10": fp["ndcg10"], "rmse": fp["rmse"], "accuracy": fp["accuracy"], "macro_f1": fp["macro_f1"]})
+        step("first phase", lambda: "min_relevance" in card_of(first_phase_dir).get("calibration", {})
+             if (first_phase_dir / "shoprank.json").exists() else False, first_phase_step)
+        run.figures["first_phase"] = card_of(first_phase_dir)["validation"]
+        run.figures["first_phase_floor"] = card_of(first_phase_dir)["calibration"]["min_relevance"]
+        pinned_models[first_phase_name] = version
+
+    started = time.time()
+    with pinned_settings(serve, pinned_models) as pinned:
+        rows = evaluate_test_split(pinned)
+        encoder_row, ranker_row = row_named(rows, "encoder"), row_named(rows, "ranker")
+        evaluation = {"split": "test", "command": "shoprank train recipe "
+                                                  "(training/evaluate/ranking_report.evaluate_test_split)"}
+        if preset.first_phase is not None:
+            from training.evaluate.ranking_report import Row
+            from training.first_phase.evaluate import split_figures
+
+            fp = split_figures(pinned, split="test", model=first_phase_name)
+            rows.append(Row(f"first phase alone ({fp['model']}, over {fp['encoder']} vectors)", fp["ndcg10"],
+                            fp["rmse"], fp["accuracy"], fp["macro_f1"], key="first_phase"))
+            record_in_card(first_phase_dir, "evaluation", evaluation | {
+                "command": "shoprank train recipe (training/first_phase/evaluate.split_figures)",
+                "ndcg10": fp["ndcg10"], "rmse": fp["rmse"], "accuracy": fp["accuracy"], "macro_f1": fp["macro_f1"]})
     run.table = to_markdown(rows)
     run.seconds["evaluate (test)"] = round(time.time() - started, 1)
-    record_in_card(repo / "encoder" / str(version), "evaluation", evaluation | {"ndcg10": encoder_row.ndcg10})
-    record_in_card(repo / "ranker" / str(version), "evaluation", evaluation | {
+    record_in_card(encoder_dir, "evaluation", evaluation | {"ndcg10": encoder_row.ndcg10})
+    record_in_card(ranker_version_dir, "evaluation", evaluation | {
         "ndcg10": ranker_row.ndcg10, "rmse": ranker_row.rmse, "accuracy": ranker_row.accuracy,
         "macro_f1": ranker_row.macro_f1})
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from service.ranking.ordinal import RATING_CUTS
+from training.data import sample_rows
 from training.engagement import simulate_engagement
+from training.names import TASKS
 
 
 def query_item_rows(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -34,13 +37,6 @@ def query_item_rows(pairs: pd.DataFrame) -> pd.DataFrame:
 # They carry no engagement: ``ctr``/``cvr`` are 0 with ``ctr_mask`` = ``cvr_mask`` = 0.
 
 _NO_ENGAGEMENT = {"ctr": 0.0, "cvr": 0.0, "cvr_mask": 0.0, "ctr_mask": 0.0}
-IRRELEVANT_BELOW = 1.835  # the data README's first midpoint: raw < 1.835 → irrelevant
-
-
-def _cap(rows: pd.DataFrame, *, max_rows: int | None, seed: int) -> pd.DataFrame:
-    if max_rows is not None and len(rows) > max_rows:
-        rows = rows.sample(n=max_rows, random_state=seed)
-    return rows.reset_index(drop=True)
 
 
 def _derived_frame(task: str, left: list[str], right: list[str], relevance: np.ndarray) -> pd.DataFrame:
@@ -80,7 +76,7 @@ def item_item_rows(pairs: pd.DataFrame, *, max_rows: int | None = 12_000, max_pa
     """
     rng = np.random.default_rng(seed)
     joined = _self_join(pairs, on="query")
-    joined = joined[(np.maximum(joined["relevance_a"], joined["relevance_b"]) >= IRRELEVANT_BELOW)
+    joined = joined[(np.maximum(joined["relevance_a"], joined["relevance_b"]) >= RATING_CUTS[0])
                     & (joined["title_a"] != joined["title_b"])]
     joined = joined.assign(draw=rng.random(len(joined)))
     joined = joined[joined.groupby("query")["draw"].rank(method="first") <= max_pairs_per_query]
@@ -88,7 +84,7 @@ def item_item_rows(pairs: pd.DataFrame, *, max_rows: int | None = 12_000, max_pa
                            first=np.minimum(joined["title_a"], joined["title_b"]),
                            second=np.maximum(joined["title_a"], joined["title_b"]))
     merged = joined.groupby(["first", "second"], sort=True)["relevance"].mean().reset_index()
-    merged = _cap(merged, max_rows=max_rows, seed=seed)
+    merged = sample_rows(merged, max_rows, seed=seed)
     return _oriented("item_item", merged["first"], merged["second"], merged["relevance"].to_numpy(float), rng)
 
 
@@ -118,7 +114,7 @@ def query_query_rows(pairs: pd.DataFrame, *, max_rows: int | None = 6_000, negat
         known = candidates.merge(sharing[["query_a", "query_b"]], how="left", indicator=True)["_merge"] == "both"
         negatives = candidates[~known.to_numpy()].head(wanted).assign(relevance=1.0)
     rows = pd.concat([sharing, negatives], ignore_index=True).sort_values(["query_a", "query_b"])
-    rows = _cap(rows, max_rows=max_rows, seed=seed)
+    rows = sample_rows(rows, max_rows, seed=seed)
     return _oriented("query_query", rows["query_a"], rows["query_b"], rows["relevance"].to_numpy(float), rng)
 
 
@@ -132,3 +128,16 @@ def task_sizes(rows: pd.DataFrame) -> pd.DataFrame:
     shares.columns = ["share_irrelevant", "share_partial", "share_exact"]
     shares = shares.round(3)
     return shares.assign(rows=labelled.groupby("task").size())
+
+
+TASK_ROWS = {"query_item": query_item_rows, "item_item": item_item_rows, "query_query": query_query_rows}
+assert tuple(TASK_ROWS) == TASKS  # one row builder per task name, in the card's order
+
+
+def ranker_rows(pairs: pd.DataFrame, *, tasks: list[str], limit: int | None = None, seed: int = 13) -> pd.DataFrame:
+    """Training rows of ``tasks`` (the derived tasks at their default caps), each task sampled down to ``limit``."""
+    unknown = [t for t in tasks if t not in TASK_ROWS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+    return pd.concat([sample_rows(TASK_ROWS[task](pairs), limit or None, seed=seed) for task in tasks],
+                     ignore_index=True)

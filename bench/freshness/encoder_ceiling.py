@@ -1,11 +1,13 @@
 """The indexer's ceiling, side by side in one process: what tokenisation costs and what an offline-optimised graph buys.
 
-For the served item encoder (``model_repo/encoder/<newest>``) over real catalogue titles, batch 64 (the
+For the served encoder (``model_repo/encoder/<newest>``) over real catalogue titles, batch 64 (the
 indexer's batches at 300–500 updates/s are 20–100 events), alternating the variants in rounds so a
 background load hits them alike:
 
-- ``served``: ``Encoder.encode`` as the indexer runs it (tokenise, length-sorted sub-batches, ONNX
-  Runtime with ``ORT_ENABLE_ALL`` applied when the session is created);
+- ``item_encoder:N``: the smaller item tower (``training/item_tower/``) when the repository serves one, the
+  same batches through the same ``Encoder.encode``;
+- ``encoder``: ``Encoder.encode`` of the served encoder, as the indexer ran it before the item tower
+  (tokenise, length-sorted sub-batches, ONNX Runtime with ``ORT_ENABLE_ALL`` applied at session creation);
 - ``tokenise only``: the tokeniser part of that (``lengths`` + per-chunk tensors), i.e. what moving
   tokenisation off the model thread could overlap at most;
 - ``offline graph``: the same model saved once by ONNX Runtime after its optimisations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from service.catalogue import load_catalogue  # noqa: E402
 from service.inference.factory import make_backend, make_encoder  # noqa: E402
+from service.inference.models import TwoTowerEncoder  # noqa: E402
 from service.inference.repository import latest_version  # noqa: E402
 from service.inference.tokenize import length_sorted_chunks  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -56,7 +59,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for threads in [int(t) for t in args.threads.split(",")]:
         settings = Settings(model_repo=ROOT / "model_repo", intra_op_threads=threads, ort_allow_spinning=False)
-        encoder = make_encoder(make_backend(settings), settings)
+        backend = make_backend(settings)
+        encoder = make_encoder(backend, settings.model_copy(update={"item_encoder_model": ""}))
+        two_tower = make_encoder(backend, settings)
+        tower = two_tower.item if isinstance(two_tower, TwoTowerEncoder) else None
         tok = encoder.tokenizer()
         onnx_path = latest_version(settings.model_repo, settings.encoder_model).onnx_path
         with tempfile.TemporaryDirectory() as tmp:
@@ -68,14 +74,22 @@ def main() -> None:
             offline = session(saved, threads=threads, level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
             offline_load_s = time.perf_counter() - t0
             names = [i.name for i in offline.get_inputs()]
-            times: dict[str, list[float]] = {"served": [], "tokenise only": [], "offline graph": []}
+            times: dict[str, list[float]] = {"encoder": [], "tokenise only": [], "offline graph": []}
+            if tower is not None:
+                times[f"{tower.model_version}"] = []
+                tower.encode(titles[:8], kind="item")
             batches = [[titles[i] for i in rng.integers(0, len(titles), args.batch)] for _ in range(args.batches)]
             encoder.encode(batches[0], kind="item")
             for _ in range(args.rounds):
                 t0 = time.perf_counter()
                 for texts in batches:
                     encoder.encode(texts, kind="item")
-                times["served"].append(time.perf_counter() - t0)
+                times["encoder"].append(time.perf_counter() - t0)
+                if tower is not None:  # the item tower (training/item_tower/), the same batches
+                    t0 = time.perf_counter()
+                    for texts in batches:
+                        tower.encode(texts, kind="item")
+                    times[tower.model_version].append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 feeds = []
                 for texts in batches:
@@ -91,7 +105,7 @@ def main() -> None:
                   f"{offline_load_s:.2f} s")
             for name, values in times.items():
                 rates = [texts_n / v for v in values]
-                print(f"  {name:14s} texts/s median {np.median(rates):7.0f}  (rounds {[round(r) for r in rates]})")
+                print(f"  {name:16s} texts/s median {np.median(rates):7.0f}  (rounds {[round(r) for r in rates]})")
 
 
 if __name__ == "__main__":

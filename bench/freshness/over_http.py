@@ -385,12 +385,14 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-def encoder_ceiling(model_repo: Path, titles: list[str], *, seconds: float = 5.0) -> float:
-    """Texts/s of the served item encoder alone at batch 64, one thread, no spinning (the indexer's
-    default budget), in this process before the servers start: the machine's speed in this run."""
+def encoder_ceiling(model_repo: Path, titles: list[str], *, seconds: float = 5.0, item_encoder_model: str = "") -> float:
+    """Texts/s of item embedding alone at batch 64, one thread, no spinning (the indexer's default budget), in
+    this process before the servers start: with ``item_encoder_model=""`` the encoder, the machine's speed in
+    this run (comparable across runs); with the item tower's name, what the indexer embeds with now."""
     from service.inference.factory import make_backend, make_encoder
 
-    settings = Settings(model_repo=model_repo, intra_op_threads=1, ort_allow_spinning=False)
+    settings = Settings(model_repo=model_repo, intra_op_threads=1, ort_allow_spinning=False,
+                        item_encoder_model=item_encoder_model)
     encoder = make_encoder(make_backend(settings), settings)
     encoder.encode(titles[:64], kind="item")
     done, started = 0, time.perf_counter()
@@ -451,8 +453,9 @@ def main() -> None:
                       rng=random.Random(0), mix=mix)
     queries = random.Random(2).sample(catalogue.keyphrases, 200)
     ceiling = encoder_ceiling(args.model_repo, pool_titles)
-    print(f"encoder alone before the run: {ceiling:.0f} texts/s (batch 64, 1 thread); load {os.getloadavg()}",
-          flush=True)
+    tower = encoder_ceiling(args.model_repo, pool_titles, item_encoder_model=Settings().item_encoder_model)
+    print(f"encoder alone before the run: {ceiling:.0f} texts/s (batch 64, 1 thread); served item path (item "
+          f"tower when one is served): {tower:.0f} texts/s; load {os.getloadavg()}", flush=True)
     rows = []
     with tansu_broker() as bootstrap, redis_server() as redis_url, tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -505,7 +508,8 @@ def main() -> None:
     print_table(rows, args)
     print(f"encoder alone before the run: {ceiling:.0f} texts/s (batch 64, 1 thread)")
     if args.out:
-        args.out.write_text(json.dumps({"encoder_texts_per_s": ceiling, "cells": rows}, indent=1))
+        args.out.write_text(json.dumps({"encoder_texts_per_s": ceiling, "item_path_texts_per_s": tower, "cells": rows},
+                                       indent=1))
 
 
 def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_port, metrics_port, commands,

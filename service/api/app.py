@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from service.api.errors import install_error_handlers
 from service.api.lifespan import RuntimeHolder, lifespan
 from service.api.metrics import HttpMetrics, RequestMetricsMiddleware, RuntimeCollector
-from service.api.routes import health, items, keyphrases, rank, retrieve
+from service.api.routes import demo, health, items, keyphrases, rank, retrieve
 from service.api.schemas import ErrorResponse, request_models
 from service.inference.metrics import INFERENCE_REGISTRY
 from service.logging import RequestContextMiddleware
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *,
     app.add_middleware(RequestContextMiddleware)  # outermost: request id + JSON access log (service/logging.py)
     models = request_models(settings)
     app.include_router(health.router())
+    app.include_router(demo.router())  # GET /demo: the page to try it in a browser
     for module in (rank, retrieve, keyphrases, items):
         app.include_router(module.router(models))
     return app

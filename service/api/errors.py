@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from service.errors import (
     DependencyUnavailable,
@@ -78,9 +79,23 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
     return error_response(422, "invalid_input", message)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's 405 names only the first route that
+    matched the path (``Allow: GET`` for ``/v1/items/{id}``, which also serves PUT and DELETE)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = (headers or {}) | {"Allow": ", ".join(allowed_methods(request))}
     return error_response(exc.status_code, CODE_BY_STATUS.get(exc.status_code, "http_error"), str(exc.detail),
-                          getattr(exc, "headers", None))
+                          headers)
 
 
 async def on_unexpected_error(request: Request, exc: Exception) -> Response:

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from service import pipelines
 from service.errors import DependencyUnavailable, NotReady
 from service.model_swap import start_model_swap
+from service.readiness import Readiness, dependency_checks
 from service.replication import ReplicationHandle, start_replication
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
@@ -47,8 +48,10 @@ class RuntimeHolder:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._stop = threading.Event()
+        self.readiness = Readiness({}, cache_s=0)
 
     def start(self, settings: Settings) -> None:
+        self.readiness = Readiness(dependency_checks(settings, self.get), cache_s=settings.readiness_cache_s)
         self._thread = threading.Thread(target=self._run, args=(settings,), name="runtime-build", daemon=True)
         self._thread.start()
 

@@ -7,7 +7,7 @@ import logging
 from service.errors import NotFound
 from service.inference.base import InferenceBackend
 from service.inference.metrics import InstrumentedBackend
-from service.inference.models import Encoder, FirstPhaseScorer, PairScorer
+from service.inference.models import Encoder, FirstPhaseScorer, PairScorer, TwoTowerEncoder
 from service.inference.pair_cache import PairScoreCache
 from service.settings import Settings
 
@@ -27,9 +27,28 @@ def make_backend(settings: Settings) -> InferenceBackend:
                                backend="embedded")
 
 
-def make_encoder(backend: InferenceBackend, settings: Settings) -> Encoder:
-    return Encoder(backend, settings.model_repo, settings.encoder_model, max_tokens=settings.item_max_tokens,
-                   sub_batch=settings.inference_sub_batch, dim=settings.embedding_dim)
+def make_encoder(backend: InferenceBackend, settings: Settings) -> Encoder | TwoTowerEncoder:
+    """The served encoder; with an item tower for it (``settings.item_encoder_model``) items go through the tower.
+
+    The tower is used only when its card says it was distilled from exactly the encoder version served:
+    a tower of another encoder would put items in a space the queries are not in."""
+    encoder = Encoder(backend, settings.model_repo, settings.encoder_model, max_tokens=settings.item_max_tokens,
+                      sub_batch=settings.inference_sub_batch, dim=settings.embedding_dim)
+    name = settings.item_encoder_model
+    if not name:
+        return encoder
+    try:
+        tower = Encoder(backend, settings.model_repo, name, max_tokens=settings.item_max_tokens,
+                        sub_batch=settings.inference_sub_batch, dim=settings.embedding_dim)
+        teacher = tower.card.get("teacher")
+    except NotFound as exc:
+        log.info("item tower: no %r model (%s); items go through %s", name, exc.message, encoder.model_version)
+        return encoder
+    if teacher != encoder.model_version:
+        log.warning("item tower: %s was distilled from %r, but %s is served; items go through the encoder",
+                    tower.model_version, teacher, encoder.model_version)
+        return encoder
+    return TwoTowerEncoder(encoder, tower)
 
 
 def make_pair_scorer(backend: InferenceBackend, settings: Settings) -> PairScorer:
@@ -37,7 +56,7 @@ def make_pair_scorer(backend: InferenceBackend, settings: Settings) -> PairScore
                       sub_batch=settings.inference_sub_batch, cache=PairScoreCache(settings.pair_cache_size))
 
 
-def make_first_phase(backend: InferenceBackend, settings: Settings, encoder: Encoder,
+def make_first_phase(backend: InferenceBackend, settings: Settings, encoder: Encoder | TwoTowerEncoder,
                      ) -> tuple[FirstPhaseScorer | None, str]:
     """The first-phase scorer, or None and why phasing is off (said once in the log and on ``/readyz``).
 
@@ -57,7 +76,7 @@ def make_first_phase(backend: InferenceBackend, settings: Settings, encoder: Enc
         log.warning("phased ranking %s; every candidate goes to the cross-encoder", status)
         return None, status
     card = scorer.card
-    if card.get("kind") != "first_phase" or scorer.encoder != encoder.model_version:
+    if card.get("kind") != "first_phase" or scorer.encoder != encoder.vector_space:
         status = (f"off: {version} is kind {card.get('kind')!r} trained on {scorer.encoder!r}, "
                   f"but {encoder.model_version} is served")
         log.warning("phased ranking %s; every candidate goes to the cross-encoder", status)

@@ -90,12 +90,45 @@ class Encoder(_RepoModel):
         """The served version is the base model exported as is (its card says so), not a trained student."""
         return "zero-shot" in self.card.get("source", "zero-shot")
 
+    @property
+    def vector_space(self) -> str:
+        """The encoder whose space the vectors are in: this one (``TwoTowerEncoder`` differs)."""
+        return self.model_version
+
     def encode(self, texts: Sequence[str], *, kind: str = "item") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         prefix = self.card.get("prefixes", {}).get(kind, "")
         texts = [prefix + t for t in texts] if prefix else list(texts)
         return matryoshka_cut(self._run_sorted(self.tokenizer(), texts, None)["embedding"], self.dim)
+
+
+class TwoTowerEncoder:
+    """Queries through the served encoder, items through a smaller item tower distilled onto its vectors.
+
+    Items are embedded on every catalogue write and every rebuild, queries once per request, so the item
+    side is where a cheaper model buys throughput (``training/item_tower/``). The tower was trained to
+    land on the encoder's item vectors, so both sides stay in one space. ``model_version`` names both:
+    vectors tagged with it (index snapshots, the vector log) are the tower's, not the encoder's.
+    """
+
+    def __init__(self, query: Encoder, item: Encoder) -> None:
+        self.query, self.item = query, item
+
+    def __getattr__(self, name: str):  # backend, repo, model, version, card, dim, tokenizer, ... of the encoder
+        return getattr(self.query, name)
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.query.model_version}+{self.item.model_version}"
+
+    @property
+    def vector_space(self) -> str:
+        """The encoder whose space the vectors are in (what a first phase trained on vectors must match)."""
+        return self.query.model_version
+
+    def encode(self, texts: Sequence[str], *, kind: str = "item") -> np.ndarray:
+        return (self.item if kind == "item" else self.query).encode(texts, kind=kind)
 
 
 class PairHeads:

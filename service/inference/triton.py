@@ -88,6 +88,15 @@ class TritonBackend:
                 time.sleep(self._backoff_s * 2**attempt)
         raise AssertionError("unreachable")
 
+    def ping(self, *, timeout_s: float) -> None:
+        """Return when the server answers ready within ``timeout_s`` (``/readyz``), raise with the reason."""
+        try:
+            ready = self._client.is_server_ready(client_timeout=timeout_s)
+        except InferenceServerException as exc:
+            raise ConnectionError(f"Triton at {self.url}: {exc.message()}") from exc
+        if not ready:
+            raise ConnectionError(f"Triton at {self.url} answers but is not ready")
+
     def newest_version(self, model: str) -> str:
         """The newest version the server has READY for ``model`` (what ``reload`` would pin)."""
         try:

@@ -20,6 +20,18 @@ from pathlib import Path
 import redis
 
 
+class ServerAddress(str):
+    """The address a test server listens on, with its process (to freeze it: ``.process.send_signal``)."""
+
+    process: subprocess.Popen
+
+
+def _address(value: str, proc: subprocess.Popen) -> ServerAddress:
+    address = ServerAddress(value)
+    address.process = proc
+    return address
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -74,7 +86,7 @@ def tansu_broker(*, timeout_s: float = 30.0) -> Iterator[str]:
         )
     try:
         _wait("tansu", lambda: _kafka_answers(address), proc, log, timeout_s=timeout_s)
-        yield address
+        yield _address(address, proc)
     finally:
         _stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -114,7 +126,7 @@ def redis_server(*, timeout_s: float = 15.0) -> Iterator[str]:
     try:
         _wait("redis-server", lambda: redis.Redis.from_url(url, socket_timeout=1).ping(), proc, log,
               timeout_s=timeout_s)
-        yield url
+        yield _address(url, proc)
     finally:
         _stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)

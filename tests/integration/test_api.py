@@ -32,7 +32,7 @@ def rank(client, query: str, items: list[dict], **extra) -> dict:
 
 
 def retrieved_ids(client, query: str, k: int = 5) -> list[str]:
-    response = client.post("/v1/retrieve", json={"query": query, "k": k})
+    response = client.post("/v1/retrieve", json={"query": query, "k": k, "mode": "dense"})  # the vector index
     assert response.status_code == 200, response.text
     return [item["id"] for item in response.json()["items"]]
 
@@ -40,7 +40,8 @@ def retrieved_ids(client, query: str, k: int = 5) -> list[str]:
 def test_health_and_readiness(api_client) -> None:
     assert api_client.get("/healthz").json()["status"] == "ok"
     ready = api_client.get("/readyz").json()
-    assert ready["status"] == "ready" and re.fullmatch(r"encoder:\d+\+ranker:\d+(\+first_phase:\d+)?", ready["model_version"])
+    served = r"encoder:\d+(\+item_encoder:\d+)?\+ranker:\d+(\+first_phase:\d+)?"
+    assert ready["status"] == "ready" and re.fullmatch(served, ready["model_version"])
     assert api_client.get("/docs").status_code == 200
 
 

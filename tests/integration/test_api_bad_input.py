@@ -33,12 +33,16 @@ CASES = [
     ("post", "/v1/rank", "not json at all", 400, "malformed_json", "not valid JSON"),
     ("post", "/v1/rank", '{"query": "drill", "items": [{"id": "1", "title": "a"}], "min_relevance": NaN}', 422,
      "invalid_input", "min_relevance"),
-    ("post", "/v1/rank", {"query": "drill", "items": [ITEM], "profile": "nope"}, 422, "unknown_profile", "nope"),
+    ("post", "/v1/rank", {"query": "drill", "items": [ITEM], "profile": "nope"}, 422, "invalid_input",
+     "profile: Input should be 'default', 'engagement' or 'relevance'"),
+    ("post", "/v1/retrieve", {"query": " \t "}, 422, "invalid_input", "query"),
+    ("post", "/v1/keyphrases/recommend", {"item": None, "item_id": "100001"}, 422, "invalid_input", "item"),
     ("post", "/v1/rank", {"query": "drill", "items": [ITEM], "task": "nope"}, 422, "invalid_input", "task"),
     ("post", "/v1/rank", {"query": "drill", "items": [ITEM], "weights": {"relevance": 0, "ctr": 0, "cvr": 0}}, 422,
      "invalid_input", "weight"),
     ("post", "/v1/rank", {"query": "drill", "items": [ITEM], "weights": {"ctr": -1}}, 422, "invalid_input", "weights.ctr"),
-    ("post", "/v1/rank", {"query": "drill", "items": [ITEM, ITEM]}, 422, "invalid_input", "distinct"),
+    ("post", "/v1/rank", {"query": "drill", "items": [ITEM], "rerank_depth": False}, 422, "invalid_input",
+     "rerank_depth"),
     ("post", "/v1/rank", {"query": "drill", "items": [ITEM], "min_relevance": 1.5}, 422, "invalid_input", "min_relevance"),
     ("post", "/v1/retrieve", {"query": "drill", "kk": 3}, 422, "invalid_input", "kk"),
     ("post", "/v1/keyphrases/recommend", {"k": 3}, 422, "invalid_input", "exactly one"),
@@ -46,6 +50,7 @@ CASES = [
     ("delete", "/v1/items/x", None, 422, "invalid_input", "version"),
     ("delete", "/v1/items/x?version=-1", None, 422, "invalid_input", "version"),
     ("get", "/v1/rank", None, 405, "method_not_allowed", "Method Not Allowed"),
+    ("post", "/v1/items/x", None, 405, "method_not_allowed", "Method Not Allowed"),
 ]
 
 
@@ -62,3 +67,9 @@ def test_bad_input_gets_a_clear_4xx(api_client, method, path, body, status, code
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code and needle in error["message"], error
+
+
+def test_a_wrong_method_names_every_method_the_path_serves(api_client) -> None:
+    response = api_client.post("/v1/items/x", json={})
+    assert response.status_code == 405 and response.headers["allow"] == "DELETE, GET, PUT", response.headers
+    assert api_client.get("/v1/rank").headers["allow"] == "POST"

@@ -5,9 +5,8 @@ from pathlib import Path
 import numpy as np
 
 from service.settings import Settings
-from training.cross_encoder.train import RankerConfig
+from training.cross_encoder.train import RankerConfig, train_ranker_from_files
 from training.evaluate.report import ReportConfig, build_report
-from training.recipes import train_ranker_from_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +35,7 @@ def test_report_runs_every_section_on_real_models(tmp_path, model_repo):
                     "## 9. What this report"):
         assert heading in text
     assert "SMOKE RUN" in text and "not trained" in text
+    assert "**test** split" in text and "It is held out" in text  # the header says what the split was used for
     assert {p.name for p in config.out_dir.glob("*.png")} == {"recall_by_dim.png", "tradeoff.png",
                                                               "keyphrases_per_item.png"}
     ranker = result.headline[-1]

@@ -51,7 +51,7 @@ def test_price_only_update_advances_the_searchable_version_without_a_model_call(
     assert read["attributes"] == {"finish": "walnut"}
     assert embedded_count(api_client, "embedded") == embedded  # neither the GETs nor the price change embedded
     assert embedded_count(api_client, "reused") == reused + 1
-    found = api_client.post("/v1/retrieve", json={"query": title, "k": 1}).json()["items"]
+    found = api_client.post("/v1/retrieve", json={"query": title, "k": 1, "mode": "dense"}).json()["items"]
     assert found[0]["id"] == "sr-read-1"  # still searchable by its (unchanged) title
     assert api_client.put("/v1/items/sr-read-1", json={"version": 3, "title": title + " Set"},
                           headers=KEY).status_code == 200

@@ -150,7 +150,7 @@ class Load:
     def _read(self, slot: int) -> None:
         calls = [("/v1/rank", {"query": QUERY, "items": [{"id": "a", "title": "Simpson Strong-Tie 12-Gauge Angle"},
                                                          {"id": "b", "title": "Heat Shrink Tubing"}]}),
-                 ("/v1/retrieve", {"query": QUERY, "k": 5}),
+                 ("/v1/retrieve", {"query": QUERY, "k": 5, "mode": "dense"}),  # scores are cosines
                  ("/v1/keyphrases/recommend", {"item": {"title": "Cordless Drill Driver Kit"}, "k": 5})]
         with httpx.Client() as client:
             while not self.stop.is_set():

@@ -17,7 +17,7 @@ from service.api.app import create_app
 from tests.conftest import embedded_settings, serving
 
 pytestmark = pytest.mark.slow
-PHASED_VERSION = r"encoder:\d+\+ranker:\d+\+first_phase:\d+"
+PHASED_VERSION = r"encoder:\d+(\+item_encoder:\d+)?\+ranker:\d+\+first_phase:\d+"
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_without_a_first_phase_model_phasing_is_off_and_full_depth_is_todays_ans
     with serving(create_app(settings)) as plain:
         ready = plain.get("/readyz").json()
         assert ready["phasing"].startswith("off: no 'first_phase' model")
-        assert re.fullmatch(r"encoder:\d+\+ranker:\d+", ready["model_version"])
+        assert re.fullmatch(r"encoder:\d+(\+item_encoder:\d+)?\+ranker:\d+", ready["model_version"])
         today = rank(plain, query, items)
         assert {item["phase"] for item in today["items"]} == {2}
         assert rank(plain, query, items, rerank_depth=0)["items"] == today["items"]  # no first phase: depth ignored

@@ -1,8 +1,10 @@
 """``shoprank train recipe`` end to end on a slice of the real data: every step, the exported repository
-served by the service's own inference seam, and resuming a finished run."""
+served by the service's own inference seam, resuming a finished run, and re-exporting it below the latest
+version under non-default model names (each step then writes that version's cards, and no other's)."""
 
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,35 +50,51 @@ def data_slice(tmp_path_factory) -> Path:
     return data_dir
 
 
-def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
+def _cards(repo: Path, version: int) -> dict:
+    return {model: json.loads((repo / model / str(version) / "shoprank.json").read_text()) for model in NAMES}
+
+
+NAMES = ("student_encoder", "unified_ranker", "phase_one")  # not the defaults: the recipe must use the settings'
+
+
+def test_recipe_trains_exports_serves_resumes_and_reexports_below_the_latest(tmp_path, data_slice):
     settings = Settings(data_dir=data_slice, state_dir=tmp_path / "state", inference="embedded",
-                        kafka_bootstrap=None, redis_url=None, embedding_dim=64)
+                        kafka_bootstrap=None, redis_url=None, embedding_dim=64, encoder_model=NAMES[0],
+                        ranker_model=NAMES[1], first_phase_model=NAMES[2])
     run = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
 
     assert all(run.seconds[s] > 0 for s in ("ranker", "ranker (second pass)", "distillation scores", "student",
-                                            "adaptor", "export", "calibrate", "first phase"))
+                                            "adaptor", "export", "parity", "calibrate", "first phase"))
     adaptor = json.loads((tmp_path / "run" / "student-adapted" / "shoprank_student.json").read_text())["adaptor"]
     assert len(adaptor["epoch_losses"]) == 2 and adaptor["queries"] <= 40
     assert [row["epoch"] for row in adaptor["validation"]] == [0, 1, 2]  # validation recall logged, not selected on
     repo = tmp_path / "run" / "model_repo"
-    for model in ("encoder", "ranker"):
-        assert {p.name for p in (repo / model / "3").glob("*.onnx")} == {"model.onnx", "model.fp32.onnx"}
+    assert sorted(p.name for p in repo.iterdir()) == sorted(NAMES)  # nothing under the default names
+    assert {p.name for p in (repo / "unified_ranker" / "3").glob("*.onnx")} == {"model.onnx", "model.fp32.onnx"}
     parity = run.figures["parity"]
     assert parity["encoder_fp32_min_cosine"] > 0.9999 and parity["encoder_int8_min_cosine"] > 0.95
     assert parity["ranker_fp32_max_abs_logit_diff"] < 1e-3 and parity["ranker_int8_max_abs_logit_diff"] < 0.5
-    first_phase = repo / "first_phase" / "3"
-    assert (first_phase / "model.onnx").exists() and (repo / "first_phase" / "config.pbtxt").exists()
+    # the int8 encoder is served only at or above the floor; below it the fp32 export is, and the card says so
+    gate = _cards(repo, 3)["student_encoder"]["precision_gate"]
+    served_int8 = parity["encoder_int8_min_cosine"] >= TINY.encoder_int8_floor
+    assert gate["served"] == ("int8" if served_int8 else "fp32") == _cards(repo, 3)["student_encoder"]["precision"]
+    assert {p.name for p in (repo / "student_encoder" / "3").glob("*.onnx")} == (
+        {"model.onnx", "model.fp32.onnx"} if served_int8 else {"model.onnx"})
+    first_phase = repo / "phase_one" / "3"
+    assert (first_phase / "model.onnx").exists() and (repo / "phase_one" / "config.pbtxt").exists()
     fp_card = json.loads((first_phase / "shoprank.json").read_text())
-    assert fp_card["kind"] == "first_phase" and fp_card["ranker"] == "ranker:3" and fp_card["encoder"] == "encoder:3"
+    assert fp_card["kind"] == "first_phase" and fp_card["ranker"] == "unified_ranker:3"
+    assert fp_card["encoder"] == "student_encoder:3"
+    assert fp_card["calibration"]["min_relevance"] == run.figures["first_phase_floor"]  # the step fits its floor
     assert fp_card["training"]["epochs_run"] == 2 and fp_card["parity"]["max_abs_diff_relevance_logits"] < 1e-4
     assert run.figures["first_phase"]["fidelity"]["pairs"] > 0
-    assert "student encoder" in run.table and "| ranker (ranker:3) |" in run.table
-    assert "| first phase alone (first_phase:3, over encoder:3 vectors) |" in run.table
+    assert "student encoder (student_encoder:3, 64-d)" in run.table and "| ranker (unified_ranker:3) |" in run.table
+    assert "| first phase alone (phase_one:3, over student_encoder:3 vectors) |" in run.table
     assert 0.0 < json.loads((first_phase / "shoprank.json").read_text())["evaluation"]["ndcg10"] <= 1.0
     assert (tmp_path / "run" / "recipe.md").read_text().startswith("# Recipe run (tiny)")
 
     # The exported versions are what the service loads: the student's card, the ranker's calibrated floor.
-    serve = settings.model_copy(update={"model_repo": repo})
+    serve = settings.model_copy(update={"model_repo": repo})  # version 3 is the latest: what the service loads
     backend = make_backend(serve)
     encoder, scorer = make_encoder(backend, serve), make_pair_scorer(backend, serve)
     assert encoder.card["matryoshka_dims"] == [384, 256, 128, 64] and encoder.card["recipe"]["preset"] == "tiny"
@@ -90,16 +108,28 @@ def test_recipe_trains_exports_serves_and_resumes(tmp_path, data_slice):
     assert 0.0 < scorer.card["evaluation"]["ndcg10"] <= 1.0 and encoder.card["evaluation"]["split"] == "test"
 
     again = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=3, settings=settings)
-    steps = ["ranker", "ranker (second pass)", "distillation scores", "student", "adaptor", "export", "calibrate",
-             "first phase"]
+    steps = ["ranker", "ranker (second pass)", "distillation scores", "student", "adaptor", "export", "parity",
+             "calibrate", "first phase"]
     assert again.resumed == steps and all(again.seconds[s] == run.seconds[s] for s in steps)
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["preset"] == "tiny"
 
-    # exporting the finished run as another version trains nothing, but that version is calibrated too
-    newer = run_recipe(preset=TINY, work_dir=tmp_path / "run", version=4, settings=settings)
-    assert newer.resumed == steps[:5]
-    card = json.loads((repo / "ranker" / "4" / "shoprank.json").read_text())
-    assert card["calibration"]["min_relevance"] == run.figures["calibration"]["min_relevance"]
+    # Exporting the finished run as version 2, BELOW the latest (3), trains nothing; every later step addresses
+    # version 2 (the service would load 3). A floor no int8 model reaches makes the gate ship fp32.
+    before = _cards(repo, 3)
+    older = run_recipe(preset=replace(TINY, encoder_int8_floor=1.01), work_dir=tmp_path / "run", version=2,
+                       settings=settings)
+    assert older.resumed == steps[:5]
+    assert _cards(repo, 3) == before  # version 3's calibration and test figures are untouched
+    cards = _cards(repo, 2)
+    assert cards["unified_ranker"]["calibration"]["min_relevance"] == older.figures["calibration"]["min_relevance"]
+    assert cards["unified_ranker"]["calibration"]["min_relevance"] == run.figures["calibration"]["min_relevance"]
+    assert cards["phase_one"]["ranker"] == "unified_ranker:2" and cards["phase_one"]["encoder"] == "student_encoder:2"
+    assert cards["phase_one"]["calibration"]["min_relevance"] == older.figures["first_phase_floor"]
+    assert all(cards[m]["evaluation"]["split"] == "test" for m in NAMES)
+    assert "| ranker (unified_ranker:2) |" in older.table and "(phase_one:2, over student_encoder:2 vectors)" in older.table
+    assert cards["student_encoder"]["precision"] == "fp32" and cards["student_encoder"]["precision_gate"]["floor"] == 1.01
+    assert {p.name for p in (repo / "student_encoder" / "2").glob("*.onnx")} == {"model.onnx"}
+    assert older.figures["encoder_precision"]["served"] == "fp32"
 
 
 def test_teacher_labels_replace_the_human_ratings_on_judged_pairs():

@@ -36,7 +36,7 @@ def settings(kafka_bootstrap, redis_url, model_repo, state_dir):
 
 
 def retrieve(client, query: str, k: int = 5) -> list[dict]:
-    response = client.post("/v1/retrieve", json={"query": query, "k": k})
+    response = client.post("/v1/retrieve", json={"query": query, "k": k, "mode": "dense"})  # the vector index
     assert response.status_code == 200, response.text
     return response.json()["items"]
 
@@ -128,7 +128,8 @@ def test_restarted_replica_restores_its_snapshot_and_replays_only_the_rest(setti
     after = {f"late-{i}": f"Bamboo Bath Mat Roll Design {i}" for i in range(5)}
 
     def found(runtime, titles) -> bool:
-        return all(pipelines.retrieve(runtime, query=t, k=1)[0].item.item_id == i for i, t in titles.items())
+        return all(pipelines.retrieve(runtime, query=t, k=1, mode="dense")[0].item.item_id == i
+                   for i, t in titles.items())
 
     with running_indexer(settings):
         runtime = build_runtime(settings)
@@ -147,8 +148,14 @@ def test_restarted_replica_restores_its_snapshot_and_replays_only_the_rest(setti
         assert handle.follower.state.offsets.keys() >= offsets_at_close.keys()
         wait_until(lambda: found(runtime, after), what="changes made while down are replayed")
         assert found(runtime, {k: v for k, v in before.items() if k != "snap-0"})
-        assert "snap-0" not in [r.item.item_id for r in pipelines.retrieve(runtime, query=before["snap-0"], k=20)]
+        assert "snap-0" not in [r.item.item_id
+                                for r in pipelines.retrieve(runtime, query=before["snap-0"], k=20, mode="dense")]
         assert sorted(applied) == sorted([*after, "snap-0"]), "replayed records the snapshot already covered"
+        # the lexical index (BM25 over titles) holds the same items: rebuilt from the store, then the replayed log
+        lexical = {when: {r.item.item_id for r in pipelines.retrieve(runtime, query=query, k=20, mode="lexical")}
+                   for when, query in (("before", "vintage brass door knocker style"), ("after", "bamboo bath mat roll design"))}
+        assert lexical["before"] >= set(before) - {"snap-0"} and "snap-0" not in lexical["before"]
+        assert lexical["after"] >= set(after)
         held = runtime.searchable  # the versions came back with the index, not only the vectors
         assert [held.searchable_version(i) for i in ("snap-1", "late-1", "snap-0")] == [1, 1, None]
         assert held.searchable_version("100001") == 0

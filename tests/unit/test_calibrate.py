@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.evaluate.calibrate import youden_threshold
+from training.calibrate import youden_threshold
 
 
 def test_youden_threshold_separates_two_clean_groups():
@@ -22,7 +22,7 @@ def test_youden_threshold_trades_recall_for_fewer_false_positives():
 def test_accuracy_cuts_recover_the_cuts_of_shrunk_predictions():
     """A model that shrinks ratings toward the mean needs cuts closer together than the human 1.835 / 2.5."""
     from service.ranking.ordinal import label_from_raw
-    from training.evaluate.calibrate import accuracy_cuts
+    from training.calibrate import accuracy_cuts
 
     rng = np.random.default_rng(1)
     human = rng.uniform(1.0, 3.0, 3000)

@@ -11,8 +11,8 @@ from service.ranking.engagement_prior import (
     popularity_of,
     with_priors,
 )
+from training.calibrate import fit_engagement_prior
 from training.engagement import simulate_engagement, split_engagement
-from training.evaluate.calibrate import fit_engagement_prior
 
 
 def test_prior_is_a_logistic_of_the_head_logit_and_popularity():

@@ -10,9 +10,8 @@ from transformers import AutoTokenizer
 
 from service.inference.models import Encoder, PairScorer
 from service.inference.onnx_local import OnnxLocalBackend
-from training.cross_encoder.train import RankerConfig, load_ranker
+from training.cross_encoder.train import RankerConfig, load_ranker, train_ranker_from_files
 from training.export.onnx_export import export_encoder, export_ranker
-from training.recipes import train_ranker_from_files
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 QUERIES = ["angle bracket", "deck over", "cordless drill", "rain shower head"]

@@ -96,6 +96,6 @@ def test_phasing_is_on_only_for_a_first_phase_of_the_served_encoder(tmp_path: Pa
                                                                       needle) -> None:
     repo = tiny_repo(tmp_path, encoder=encoder, kind=kind)
     settings = Settings(model_repo=repo, first_phase_model=setting)
-    served = SimpleNamespace(model_version="encoder:4")
+    served = SimpleNamespace(model_version="encoder:4", vector_space="encoder:4")
     scorer, status = make_first_phase(OnnxLocalBackend(repo), settings, served)
     assert (scorer is not None) == on and needle in status, status

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.cross_encoder.train import RankerConfig, load_ranker
-from training.recipes import train_ranker_from_files
+from training.cross_encoder.train import RankerConfig, load_ranker, train_ranker_from_files
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from service import errors as domain
 from service.api.deps import require_api_key
 from service.api.errors import install_error_handlers
-from service.api.schemas import request_models
+from service.api.schemas import MAX_VERSION, request_models
 from service.settings import Settings
 
 SETTINGS = Settings(max_query_chars=20, max_text_chars=30, max_k=5, max_candidates=3, max_item_id_chars=8)
@@ -39,14 +39,22 @@ def test_limits_follow_settings() -> None:
             MODELS.RetrieveRequest(query="drill", k=k)
 
 
-def test_text_is_stripped_and_nan_typos_duplicates_refused() -> None:
+def test_text_is_stripped_and_nan_typos_blanks_and_booleans_refused() -> None:
     assert MODELS.RetrieveRequest(query="  drill ").query == "drill"
     with pytest.raises(ValidationError, match="finite"):
         MODELS.RankRequest(query="q", items=candidates(1), min_relevance=float("nan"))
     with pytest.raises(ValidationError, match="Extra inputs"):
         MODELS.RetrieveRequest(query="q", kk=3)
-    with pytest.raises(ValidationError, match="distinct id"):
-        MODELS.RankRequest(query="q", items=[{"id": "1", "title": "a"}, {"id": "1", "title": "b"}])
+    with pytest.raises(ValidationError, match=r"at least 1 character|pattern"):
+        MODELS.RetrieveRequest(query=" \t ")
+    for field, value in (("k", True), ("mode", 1)):
+        with pytest.raises(ValidationError, match=field):
+            MODELS.RetrieveRequest(query="q", **{field: value})
+    with pytest.raises(ValidationError, match="not true/false"):
+        MODELS.RankRequest(query="q", items=candidates(1), min_relevance=True)
+    assert MODELS.RetrieveRequest(query="q", k=5.0).k == 5  # a JSON number with no fraction is an integer
+    repeated = MODELS.RankRequest(query="q", items=[{"id": "1", "title": "a"}, {"id": "1", "title": "b"}])
+    assert [c.title for c in repeated.items] == ["a", "b"]  # a repeated id is a candidate of its own
     with pytest.raises(ValidationError, match="exactly one"):
         MODELS.KeyphraseRequest(item={"title": "drill"}, item_id="1")
 
@@ -122,9 +130,9 @@ def test_api_key_is_checked_only_when_configured() -> None:
 
 def test_item_writes_refuse_versions_past_int64_and_lone_surrogates() -> None:
     """Found by schemathesis (issue 20): both were accepted and then failed inside the store with a 500."""
-    MODELS.ItemWrite(version=2**63 - 1, title="drill", attributes={"colour": "rot – grün"})
+    MODELS.ItemWrite(version=MAX_VERSION, title="drill", attributes={"colour": "rot – grün"})
     with pytest.raises(ValidationError, match="less than or equal"):
-        MODELS.ItemWrite(version=2**63, title="drill")
+        MODELS.ItemWrite(version=MAX_VERSION + 1, title="drill")
     for field, value in (("title", "m\ud907"), ("category", "\udc07x"), ("attributes", {"k": ["x\udc07"]}),
                          ("attributes", {"\ud800": 1})):
         with pytest.raises(ValidationError, match=field):

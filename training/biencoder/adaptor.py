@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-log = logging.getLogger(__name__)
+from training.names import MATRYOSHKA_DIMS, STUDENT_CARD
 
-STUDENT_CARD = "shoprank_student.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class AdaptorConfig:
-    dims: tuple[int, ...] = (384, 256, 128, 64)  # Matryoshka cuts of the adapted vectors, each with a softmax
+    dims: tuple[int, ...] = MATRYOSHKA_DIMS  # Matryoshka cuts of the adapted vectors, each with a softmax
     weights: tuple[float, ...] = (1.0, 1.0, 1.0, 4.0)  # the 64-d cut lags most, so it weighs most
     min_label: int = 1  # a train pair labelled partial (1) or exact (2) is a positive
     epochs: int = 5

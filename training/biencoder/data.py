@@ -15,18 +15,13 @@ import pandas as pd
 from datasets import Dataset
 
 from service.ranking.ordinal import label_from_raw
-
-
-def _capped(frame: pd.DataFrame, *, max_rows: int | None, seed: int) -> pd.DataFrame:
-    if max_rows is not None and len(frame) > max_rows:
-        frame = frame.sample(n=max_rows, random_state=seed)
-    return frame.reset_index(drop=True)
+from training.data import sample_rows
 
 
 def click_pairs(rows: pd.DataFrame, *, ctr_threshold: float = 0.4, max_rows: int | None = None, seed: int = 13) -> Dataset:
     """query_item rows (with simulated ``ctr``) → Dataset(anchor, positive)."""
     clicked = rows[(rows["ctr"] >= ctr_threshold) & (rows.get("task", "query_item") == "query_item")]
-    clicked = _capped(clicked.drop_duplicates(["left", "right"]), max_rows=max_rows, seed=seed)
+    clicked = sample_rows(clicked.drop_duplicates(["left", "right"]), max_rows, seed=seed)
     return Dataset.from_dict({"anchor": clicked["left"].tolist(), "positive": clicked["right"].tolist()})
 
 
@@ -34,13 +29,13 @@ def binary_label_pairs(rows: pd.DataFrame, *, max_rows: int | None = None, seed:
     """Rows with raw ``relevance`` → Dataset(sentence1, sentence2, label) with exact → 1, irrelevant → 0."""
     label = label_from_raw(rows["relevance"].to_numpy(float))
     kept = rows.assign(label=label)[label != 1]
-    kept = _capped(kept, max_rows=max_rows, seed=seed)
+    kept = sample_rows(kept, max_rows, seed=seed)
     return Dataset.from_dict({"sentence1": kept["left"].tolist(), "sentence2": kept["right"].tolist(),
                               "label": (kept["label"] == 2).astype(int).tolist()})
 
 
 def kd_pairs(teacher: pd.DataFrame, *, max_rows: int | None = None, seed: int = 13) -> Dataset:
     """Teacher scores (``left, right, score``) → Dataset(sentence1, sentence2, score)."""
-    kept = _capped(teacher.drop_duplicates(["left", "right"]), max_rows=max_rows, seed=seed)
+    kept = sample_rows(teacher.drop_duplicates(["left", "right"]), max_rows, seed=seed)
     return Dataset.from_dict({"sentence1": kept["left"].tolist(), "sentence2": kept["right"].tolist(),
                               "score": kept["score"].astype(float).tolist()})

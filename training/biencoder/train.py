@@ -29,6 +29,7 @@ from transformers import TrainerCallback
 from training.base_model import base_model_path
 from training.biencoder.data import binary_label_pairs, click_pairs, kd_pairs
 from training.biencoder.losses import kd_loss
+from training.names import MATRYOSHKA_DIMS, STUDENT_CARD
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class StudentConfig:
     use_labels: bool = True
     use_kd: bool = True
     ctr_threshold: float = 0.4  # simulated debiased CTR at or above this counts as a click
-    matryoshka_dims: tuple[int, ...] = (384, 256, 128, 64)
+    matryoshka_dims: tuple[int, ...] = MATRYOSHKA_DIMS
     matryoshka_weights: tuple[float, ...] | None = None  # None = equal; weight the served 64-d cut up if it lags
     epochs: float = 1.0
     max_steps: int = -1  # > 0 caps the run (the 2-core time budget), overriding epochs
@@ -78,6 +79,17 @@ class StudentConfig:
         the served 64-d cut weighted up); pair it with ``--max-seconds``."""
         return replace(cls(max_rows={"clicks": 7_000, "labels": 2_000, "kd": 4_500}, lr=8e-5, max_seq_length=32,
                            matryoshka_weights=(1.0, 1.0, 1.0, 2.0), logging_steps=10), **overrides)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> StudentConfig:
+        """The named run size (``STUDENT_PRESETS``; ``uncapped`` = the dataclass defaults) with ``overrides``."""
+        if name not in STUDENT_PRESETS:
+            raise ValueError(f"unknown student preset {name!r}; choose one of {', '.join(STUDENT_PRESETS)}")
+        return cls(**overrides) if name == "uncapped" else getattr(cls, name)(**overrides)
+
+
+# the student's run sizes, by name (the CLI's --preset and the recipe's presets use these)
+STUDENT_PRESETS = ("full", "uncapped", "trial", "quick")
 
 
 def build_datasets(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: StudentConfig) -> dict:
@@ -185,7 +197,7 @@ def train_student(*, rows: pd.DataFrame, teacher: pd.DataFrame | None, config: S
         "prefixes": {"query": config.query_prefix, "item": config.item_prefix},
         "clicks_note": "SIMULATED clicks (training/engagement.py), ctr >= ctr_threshold",
     }
-    (out_dir / "shoprank_student.json").write_text(json.dumps(meta, indent=2, default=str))
+    (out_dir / STUDENT_CARD).write_text(json.dumps(meta, indent=2, default=str))
     return out_dir
 
 

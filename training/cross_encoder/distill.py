@@ -33,7 +33,7 @@ from transformers import AutoTokenizer
 
 from training.base_model import base_model_path
 from training.cross_encoder.layer_drop import drop_layers, ranker_from_onnx, write_artifact
-from training.cross_encoder.train import _length_grouped_batches
+from training.cross_encoder.train import _length_grouped_batches, optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _planned_schedule(optimizer: torch.optim.Optimizer, plan: dict) -> torch.opt
 def train_pairs(data_dir: Path, tasks: list[str]) -> dict[str, np.ndarray]:
     """The ranker's own train rows of ``tasks`` (``left``, ``right``, ``task``), without targets."""
     from training.data import labelled_pairs, split_frame
-    from training.recipes import ranker_rows
+    from training.tasks import ranker_rows
 
     rows = ranker_rows(split_frame(labelled_pairs(data_dir), "train"), tasks=tasks)
     return {"left": rows["left"].to_numpy(str), "right": rows["right"].to_numpy(str), "task": rows["task"].to_numpy(str)}
@@ -171,11 +171,7 @@ def distil_lite_ranker(targets: dict[str, np.ndarray], config: LiteConfig, out_d
             rel_t, eng_t = teacher(batch) if online else (rel_target[idx], eng_target[idx])
             rel, eng = model(**batch)
             loss = distillation_loss(rel, eng, rel_t, eng_t, loss=config.loss, w_engagement=config.w_engagement)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            optimizer_step(loss, model, optimizer, scheduler)
             step += 1
             running.append(loss.item())
             elapsed = time.time() - started

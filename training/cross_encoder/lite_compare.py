@@ -32,7 +32,7 @@ def export_lite(artifact: Path, *, repo: Path, version: int, settings: Settings 
     calibration (floor, cut points, engagement priors) fitted on validation, as ``shoprank calibrate``."""
     import json
 
-    from training.evaluate.calibrate import calibrate_served_ranker
+    from training.calibrate import calibrate_ranker
     from training.export.onnx_export import export_ranker
 
     settings = settings or Settings()
@@ -41,7 +41,7 @@ def export_lite(artifact: Path, *, repo: Path, version: int, settings: Settings 
                              "distilled_from": meta.get("distilled_from"), "artifact": str(artifact)}}
     version_dir = export_ranker(artifact_dir=artifact, repo=repo, name=settings.ranker_model, version=version,
                                 card=card)
-    calibrate_served_ranker(settings.model_copy(update={"model_repo": repo}))
+    calibrate_ranker(settings.model_copy(update={"model_repo": repo}), version=version)
     return version_dir
 
 

@@ -16,8 +16,7 @@ from torch import nn
 from transformers import AutoModel
 
 from training.cross_encoder.routing import PrivateTopLayers
-
-ROUTINGS = ("prefix", "multihead", "mhp")
+from training.names import ROUTINGS
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

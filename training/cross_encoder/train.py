@@ -105,6 +105,16 @@ def _group_batches(groups: np.ndarray, lengths: np.ndarray, batch_size: int,
     return batches
 
 
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer, scheduler) -> None:
+    """One update of the rankers trained here: backward, gradient norm clipped at 1, optimiser and schedule
+    stepped, gradients cleared."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+
+
 def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Path:
     """Rows need ``task, left, right, relevance, ctr, cvr, cvr_mask``; writes ``out_dir/{model.pt,config.json}``."""
     torch.manual_seed(config.seed)
@@ -157,11 +167,7 @@ def train_ranker(rows: pd.DataFrame, config: RankerConfig, out_dir: Path) -> Pat
             )
             if config.w_pairwise:
                 loss = loss + config.w_pairwise * pairwise_rank_loss(rel_logits, relevance[idx], group_ids[idx])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            optimizer_step(loss, model, optimizer, scheduler)
             step += 1
             bar.update(1)
             if step % 100 == 0:
@@ -198,3 +204,14 @@ def load_ranker(out_dir: Path) -> tuple[UnifiedRanker, dict]:
     model.load_state_dict(torch.load(out_dir / "model.pt", map_location="cpu"))
     model.eval()
     return model, meta
+
+
+def train_ranker_from_files(*, data_dir: Path, out_dir: Path, config: RankerConfig, limit: int | None = None) -> Path:
+    """A ranker on ``config.tasks`` of the train split (the foundation ranker: query_item only), ordinal +
+    engagement heads; ``limit`` caps every task's rows (a budgeted run)."""
+    from training.data import labelled_pairs, split_frame
+    from training.tasks import ranker_rows
+
+    rows = ranker_rows(split_frame(labelled_pairs(data_dir), "train"), tasks=config.tasks, limit=limit,
+                       seed=config.seed)
+    return train_ranker(rows, config, out_dir)

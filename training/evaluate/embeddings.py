@@ -19,6 +19,7 @@ import numpy as np
 from service.inference.models import Encoder
 from service.matryoshka import matryoshka_cut
 from service.runtime import encode_all
+from training.names import STUDENT_CARD
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def served_embeddings(encoder: Encoder, *, queries: list[str], item_ids: list[st
 
 
 def student_card(path: Path) -> dict:
-    card = path / "shoprank_student.json"
+    card = path / STUDENT_CARD
     return json.loads(card.read_text()) if card.exists() else {}
 
 

@@ -12,8 +12,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROUTINGS = ("prefix", "multihead", "mhp")
-KD_LOSSES = ("mse", "cosent", "pearson")
+from training.names import KD_LOSSES, ROUTINGS, STUDENT_CARD
+
+__all__ = ["KD_LOSSES", "ROUTINGS", "Inventory", "scan"]
 LABEL_ABLATION = {  # (use_clicks, use_labels, use_kd) → name used in docs/training.md
     (True, False, False): "click only",
     (True, True, False): "clicks + labels",
@@ -36,10 +37,10 @@ def scan(artifacts: Path, *, extra_students: tuple[Path, ...] = ()) -> Inventory
             data = json.loads(config.read_text())
             if "routing" in data and "tasks" in data:
                 inv.rankers[config.parent.name] = data
-        for card in sorted(artifacts.glob("*/shoprank_student.json")):
+        for card in sorted(artifacts.glob(f"*/{STUDENT_CARD}")):
             inv.students[card.parent.name] = json.loads(card.read_text())
     for path in extra_students:
-        card = path / "shoprank_student.json"
+        card = path / STUDENT_CARD
         if card.exists():
             inv.students.setdefault(path.name, json.loads(card.read_text()))
     return inv

@@ -23,6 +23,15 @@ class Row:
     rmse: float | None = None
     accuracy: float | None = None
     macro_f1: float | None = None
+    key: str = ""  # a stable name to select the row by (the system label carries versions): see ``row_named``
+
+
+def row_named(rows: list[Row], key: str) -> Row:
+    """The row whose ``key`` is ``key`` (``evaluate_test_split``: random, train_mean, bm25, encoder, ranker)."""
+    for row in rows:
+        if row.key == key:
+            return row
+    raise KeyError(f"no row {key!r} among {[r.key for r in rows]}")
 
 
 def add_baselines(frame: pd.DataFrame, catalogue) -> None:
@@ -34,14 +43,14 @@ def add_baselines(frame: pd.DataFrame, catalogue) -> None:
 def train_mean_row(frame: pd.DataFrame, train_mean: float) -> Row:
     mean_label = int(label_from_raw(np.array([train_mean]))[0])  # the label of the train mean (partial)
     return Row("train mean (constant)", None, rmse(np.full(len(frame), train_mean), frame["relevance"].to_numpy()),
-               accuracy(np.full(len(frame), mean_label), frame["label"]))
+               accuracy(np.full(len(frame), mean_label), frame["label"]), key="train_mean")
 
 
-def ranker_row(system: str, frame: pd.DataFrame, heads, *, column: str = "ranker") -> Row:
+def ranker_row(system: str, frame: pd.DataFrame, heads, *, column: str = "ranker", key: str = "") -> Row:
     """NDCG@10 of ``frame[column]`` (the heads' expected relevance) and the heads' regression/class figures."""
     rel = heads.relevance
     return Row(system, ndcg_at_k(frame, column), rmse(rel.raw_relevance, frame["relevance"].to_numpy()),
-               accuracy(rel.label_index, frame["label"]), macro_f1(rel.label_index, frame["label"]))
+               accuracy(rel.label_index, frame["label"]), macro_f1(rel.label_index, frame["label"]), key=key)
 
 
 def evaluate_test_split(settings: Settings, *, split: str = "test") -> list[Row]:
@@ -57,11 +66,12 @@ def evaluate_test_split(settings: Settings, *, split: str = "test") -> list[Row]
     heads = ranker_heads(frame, scorer)
     frame["ranker"] = heads.relevance.expected
     return [
-        Row("random order", ndcg_at_k(frame, "random")),
+        Row("random order", ndcg_at_k(frame, "random"), key="random"),
         train_mean_row(frame, train_mean),
-        Row("BM25 (bm25s)", ndcg_at_k(frame, "bm25")),
-        Row(f"{kind} ({encoder.model_version}, {settings.embedding_dim}-d)", ndcg_at_k(frame, "zero_shot")),
-        ranker_row(f"ranker ({scorer.model_version})", frame, heads),
+        Row("BM25 (bm25s)", ndcg_at_k(frame, "bm25"), key="bm25"),
+        Row(f"{kind} ({encoder.model_version}, {settings.embedding_dim}-d)", ndcg_at_k(frame, "zero_shot"),
+            key="encoder"),
+        ranker_row(f"ranker ({scorer.model_version})", frame, heads, key="ranker"),
     ]
 
 

@@ -19,8 +19,6 @@ from service.ranking.ordinal import OrdinalScores, label_from_raw
 from training.evaluate.metrics import accuracy, macro_f1, rmse
 from training.tasks import item_item_rows, query_item_rows, query_query_rows
 
-TASKS = ("query_item", "item_item", "query_query")
-
 
 def task_rows(pairs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The three tasks' rows of one split's pairs (derived tasks uncapped: every judgement of the split)."""

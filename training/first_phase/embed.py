@@ -11,18 +11,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from service.inference.models import Encoder
+from service.inference.models import Encoder, TwoTowerEncoder
 
 SIDE_KINDS = {"query_item": ("query", "item"), "item_item": ("item", "item"), "query_query": ("query", "query")}
 
 
-def full_width_encoder(settings) -> Encoder:
-    """The served encoder at the card's full width (no Matryoshka cut), the service's token limit and batching."""
+def full_width_encoder(settings) -> Encoder | TwoTowerEncoder:
+    """The served encoder at the card's full width (no Matryoshka cut), the service's token limit and batching;
+    with the served item tower for ``kind="item"`` when there is one (``service.inference.factory.make_encoder``),
+    since those are the item vectors the service feeds the first phase."""
     from service.inference.factory import make_backend, make_encoder
 
+    def full_width(encoder: Encoder) -> Encoder:
+        return Encoder(encoder.backend, encoder.repo, encoder.model, max_tokens=encoder.max_tokens,
+                       sub_batch=encoder.sub_batch, dim=int(encoder.card.get("dim", 384)))
+
     served = make_encoder(make_backend(settings), settings)
-    return Encoder(served.backend, served.repo, served.model, max_tokens=served.max_tokens,
-                   sub_batch=served.sub_batch, dim=int(served.card.get("dim", 384)))
+    if isinstance(served, TwoTowerEncoder):
+        return TwoTowerEncoder(full_width(served.query), full_width(served.item))
+    return full_width(served)
 
 
 def encode_texts(encoder: Encoder, texts: list[str], *, kind: str, batch: int = 512) -> dict[str, np.ndarray]:

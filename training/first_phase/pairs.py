@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.data import sample_rows
+from training.names import TASKS  # the ranker card's order: task_id indexes it
 from training.tasks import item_item_rows, query_query_rows
 
-TASKS = ("query_item", "item_item", "query_query")  # the ranker card's order: task_id indexes it
 COLUMNS = ["task", "left", "right", "relevance", "source"]
 
 
@@ -55,6 +56,5 @@ def retrieved_pairs(queries: list[str], query_vectors: np.ndarray, titles: list[
     if exclude is not None and len(exclude):
         known = frame.merge(exclude[["left", "right"]].drop_duplicates(), how="left", indicator=True)["_merge"]
         frame = frame[(known == "left_only").to_numpy()]
-    if max_pairs is not None and len(frame) > max_pairs:
-        frame = frame.sample(n=max_pairs, random_state=seed)
-    return frame.assign(relevance=np.nan, source="retrieved")[COLUMNS].reset_index(drop=True)
+    frame = sample_rows(frame, max_pairs, seed=seed)
+    return frame.assign(relevance=np.nan, source="retrieved")[COLUMNS]

@@ -42,10 +42,6 @@ class FirstPhaseRun:
     seed: int = 13
 
 
-def _sample(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
-    return frame if n is None or len(frame) <= n else frame.sample(n=n, random_state=seed).reset_index(drop=True)
-
-
 def load_vector_cache(path: Path) -> dict:
     if not path.exists():
         return {}
@@ -108,11 +104,12 @@ def _given_train_scores(path: Path, ranker: str) -> pd.DataFrame:
 def prepare(*, settings, work_dir: Path, run: FirstPhaseRun) -> Prepared:
     """Pairs of both splits, scored by the served ranker and embedded by the served encoder (cached in work_dir)."""
     from service.catalogue import load_catalogue
-    from training.data import labelled_pairs, split_frame
+    from training.data import labelled_pairs, sample_rows, split_frame
     from training.first_phase.embed import full_width_encoder, int8_roundtrip, pair_vectors
-    from training.first_phase.pairs import TASKS, labelled_task_pairs, retrieved_pairs
+    from training.first_phase.pairs import labelled_task_pairs, retrieved_pairs
     from training.first_phase.targets import scored, served_logit_scorer
     from training.first_phase.train import PairSet
+    from training.names import TASKS
 
     started = time.time()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -124,10 +121,10 @@ def prepare(*, settings, work_dir: Path, run: FirstPhaseRun) -> Prepared:
 
     pairs = labelled_pairs(settings.data_dir)
     train_pairs = split_frame(pairs, "train")
-    train = _sample(labelled_task_pairs(train_pairs, tasks=tasks), run.max_train_pairs, run.seed)
-    validation = _sample(labelled_task_pairs(split_frame(pairs, "validation"), tasks=tasks,
-                                             derived_max_rows=run.validation_derived_rows),
-                         run.max_validation_pairs, run.seed)
+    train = sample_rows(labelled_task_pairs(train_pairs, tasks=tasks), run.max_train_pairs, seed=run.seed)
+    validation = sample_rows(labelled_task_pairs(split_frame(pairs, "validation"), tasks=tasks,
+                                                 derived_max_rows=run.validation_derived_rows),
+                             run.max_validation_pairs, seed=run.seed)
     if run.train_scores is not None:
         train = _given_train_scores(run.train_scores, ranker.model_version)
     else:
@@ -164,8 +161,8 @@ def validation_figures(model, prepared: Prepared) -> dict:
     """Fidelity to the ranker on validation (also with int8-stored items), and both against the human labels."""
     from training.first_phase.embed import int8_roundtrip
     from training.first_phase.evaluate import human_figures
-    from training.first_phase.pairs import TASKS
     from training.first_phase.train import fidelity, predict
+    from training.names import TASKS
 
     val = prepared.validation
     cuts = prepared.ranker.card.get("calibration", {}).get("label_cuts")
@@ -205,7 +202,7 @@ def train_first_phase(*, settings, work_dir: Path, repo: Path, version: int = 1,
         "kind": "first_phase",
         "tasks": list(prepared.tasks),
         "dim": int(train.left.shape[1]),
-        "encoder": prepared.encoder.model_version,
+        "encoder": prepared.encoder.vector_space,  # the space its vectors are in (an item tower's too)
         "ranker": ranker.model_version,
         "inputs": {"query_embedding": "served encoder, kind='query' (query_item, query_query) or kind='item' "
                                       "(item_item left), full width, L2-normalised",
@@ -230,7 +227,7 @@ def train_first_phase(*, settings, work_dir: Path, repo: Path, version: int = 1,
     }
     val = prepared.validation
     rows = np.random.default_rng(run.seed).choice(len(val.left), size=min(run.parity_rows, len(val.left)), replace=False)
-    version_dir = write_version(model=model, repo=repo, version=version, card=card,
+    version_dir = write_version(model=model, repo=repo, version=version, card=card, name=settings.first_phase_model,
                                 parity_rows=(val.left[rows], val.right[rows], val.task_id[rows]))
     (work_dir / "history.json").write_text(json.dumps(figures["history"], indent=1))
     log.info("first phase exported to %s in %.1f min", version_dir, (time.time() - started) / 60)

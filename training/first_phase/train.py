@@ -18,7 +18,7 @@ import torch
 
 from service.ranking.ordinal import from_cumulative_logits
 from training.first_phase.model import FirstPhaseModel, FirstPhaseShape, distillation_loss
-from training.first_phase.pairs import TASKS
+from training.names import TASKS
 
 log = logging.getLogger(__name__)
 

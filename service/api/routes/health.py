@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from service.api.deps import HolderDep
 from service.api.schemas import ReadyResponse, StatusResponse
+from service.errors import DependencyUnavailable
 
 
 def router() -> APIRouter:
@@ -16,11 +17,18 @@ def router() -> APIRouter:
         """The process is alive (answers while models are still loading)."""
         return StatusResponse(status="ok")
 
-    @api.get("/readyz", response_model=ReadyResponse, responses={503: {"description": "still loading"}})
+    @api.get("/readyz", response_model=ReadyResponse, responses={503: {
+        "description": "still loading (`not_ready`), or a configured dependency does not answer "
+                       "(`dependency_unavailable`, naming Redis, the broker or Triton)"}})
     def readyz(holder: HolderDep) -> ReadyResponse:
-        """Models loaded, indexes ready, warm-up done; else 503 ``not_ready`` with Retry-After.
-        ``phasing`` says whether phased ranking is on (and why not when it is off)."""
+        """Models loaded, indexes ready, warm-up done, and every configured dependency (Redis, the broker,
+        Triton) answers now; else 503 with Retry-After. ``phasing`` says whether phased ranking is on (and
+        why not when it is off)."""
         runtime = holder.get()
+        problems = holder.readiness.problems()
+        if problems:
+            raise DependencyUnavailable("not ready: " + "; ".join(f"{name} does not answer ({why})"
+                                                                  for name, why in sorted(problems.items())))
         return ReadyResponse(status="ready", model_version=runtime.model_version, phasing=runtime.phasing)
 
     @api.get("/metrics", response_class=Response)

@@ -9,7 +9,9 @@ from service.errors import InvalidInput, NotFound
 from service.replication import WriteReceipt, item_writer
 from service.store.base import ItemDocument
 
-WRITE_ERRORS = {401: {"description": "X-API-Key missing or wrong"},
+WRITE_ERRORS = {202: {"model": ItemWriteResponse, "description": "published to the item stream (Kafka configured); "
+                                                                 "searchable once a replica applies it"},
+                401: {"description": "X-API-Key missing or wrong"},
                 409: {"description": "version not newer than the stored one"}}
 
 

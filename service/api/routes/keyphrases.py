@@ -27,6 +27,9 @@ def router(models: RequestModels) -> APIRouter:
             KeyphraseOut(keyphrase=r.keyphrase, score=r.score, relevance=RelevanceOut(
                 p_partial_or_better=r.p_partial_or_better, p_exact=r.p_exact, expected=r.expected, label=r.label),
                 phase=r.phase)
-            for r in result.keyphrases])
+            for r in result.keyphrases],
+            relevance_floor=pipelines.keyphrase_floor(runtime),
+            first_phase_relevance_floor=(pipelines.first_phase_keyphrase_floor(runtime)
+                                         if runtime.first_phase is not None else None))
 
     return api

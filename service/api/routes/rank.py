@@ -4,7 +4,14 @@ from fastapi import APIRouter
 
 from service import pipelines
 from service.api.deps import RuntimeDep
-from service.api.schemas import EngagementOut, RankedItemOut, RankResponse, RelevanceOut, RequestModels
+from service.api.schemas import (
+    EngagementOut,
+    ErrorResponse,
+    RankedItemOut,
+    RankResponse,
+    RelevanceOut,
+    RequestModels,
+)
 from service.store.base import ItemDocument
 
 
@@ -12,7 +19,8 @@ def router(models: RequestModels) -> APIRouter:
     api = APIRouter(tags=["ranking"])
     RankRequest = models.RankRequest
 
-    @api.post("/v1/rank", response_model=RankResponse)
+    @api.post("/v1/rank", response_model=RankResponse, responses={413: {
+        "model": ErrorResponse, "description": "more candidates than SHOPRANK_MAX_CANDIDATES (`payload_too_large`)"}})
     def rank(body: RankRequest, runtime: RuntimeDep) -> RankResponse:
         """Score the (query, item) pairs — the first phase all, the cross-encoder the best ``rerank_depth`` — and
         order them by the value model: best first, re-scored (phase 2) before first-phase-only, filtered last."""

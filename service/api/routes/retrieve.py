@@ -1,4 +1,4 @@
-"""POST /v1/retrieve: query → nearest items in the item index."""
+"""POST /v1/retrieve: query → items, by the dense item index, BM25 over titles, or both fused."""
 
 from fastapi import APIRouter
 
@@ -13,9 +13,11 @@ def router(models: RequestModels) -> APIRouter:
 
     @api.post("/v1/retrieve", response_model=RetrieveResponse)
     def retrieve(body: RetrieveRequest, runtime: RuntimeDep) -> RetrieveResponse:
-        """Encode the query with the query tower and search the item index (cosine, best first)."""
-        hits = pipelines.retrieve(runtime, query=body.query, k=body.k)
-        return RetrieveResponse(model_version=runtime.model_version, items=[
+        """The k best items by ``mode``: dense (query tower → item index, cosine), lexical (BM25 over titles) or
+        hybrid (both lists fused by reciprocal rank fusion); best first."""
+        mode = body.mode or runtime.settings.retrieval_mode
+        hits = pipelines.retrieve(runtime, query=body.query, k=body.k, mode=mode)
+        return RetrieveResponse(model_version=runtime.model_version, mode=mode, items=[
             RetrievedItemOut(id=h.item.item_id, title=h.item.title, category=h.item.category, score=h.score)
             for h in hits])
 

@@ -12,8 +12,7 @@ from torch import nn
 from training.biencoder.losses.cosent import CoSENTDistillationLoss
 from training.biencoder.losses.mse import MSEDistillationLoss
 from training.biencoder.losses.pearson import PearsonDistillationLoss, pearson_distillation_loss
-
-KD_LOSSES = ("pearson", "cosent", "mse")
+from training.names import KD_LOSSES
 
 
 def kd_loss(name: str, model, *, teacher_range: tuple[float, float] = (1.0, 3.0)) -> nn.Module:

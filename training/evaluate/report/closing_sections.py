@@ -12,9 +12,10 @@ from training.evaluate.report.markdown import md_table
 
 # --- 8, 9 ----------------------------------------------------------------------------------------
 
-def section_plots(ctx: Context) -> str:
+def section_plots(ctx: Context, recall: dict[str, dict[int, float]]) -> str:
+    """``recall``: section 3's recall@k by encoder and cut."""
     out = ctx.config.out_dir
-    plots.recall_by_dim(ctx.figures["recall"], out / "recall_by_dim.png", k=ctx.config.recall_k)
+    plots.recall_by_dim(recall, out / "recall_by_dim.png", k=ctx.config.recall_k)
     pngs = sorted(p.name for p in out.glob("*.png"))
     return ("## 8. Plots\n\nmatplotlib (Agg), written next to this file: " + ", ".join(f"`{p}`" for p in pngs)
             + ". Each is shown in its section above.\n")
@@ -69,6 +70,21 @@ def _adaptor_note(adaptor: dict | None) -> str:
             f"cut weights {adaptor.get('weights')}")
 
 
+FITTED_ON_VALIDATION = ("the served ranker's relevance floor, 3-level label cuts and engagement priors, and the "
+                        "first phase's floor (training/calibrate.py)")
+
+
+def split_use(split: str) -> str:
+    """What the evaluated split was used for before this report: the header says it, not the reader's guess."""
+    if split == "test":
+        return (f"It is held out: nothing was trained, fitted or chosen on it ({FITTED_ON_VALIDATION} were fitted "
+                "on validation).")
+    if split == "validation":
+        return (f"NOT held out: {FITTED_ON_VALIDATION} were fitted on this split and students were chosen on it, "
+                "so the ranker's accuracy and floor figures are optimistic; the test split's are the held-out ones.")
+    return "NOT held out: the models were trained on this split."
+
+
 def header(ctx: Context, timings: Timings, *, started: dt.datetime, load: float) -> str:
     """The report's opening: command, date, machine, the models with their cards, wall time per step."""
     cfg = ctx.config
@@ -81,7 +97,7 @@ def header(ctx: Context, timings: Timings, *, started: dt.datetime, load: float)
     return (f"# ShopRank evaluation report — {cfg.split} split\n\n"
             f"Made by `{cfg.command}` on {started:%Y-%m-%d %H:%M} UTC in {total / 60:.1f} min "
             f"({os.cpu_count()} CPU cores, load average {load:.1f} at the start). Every figure is measured on the "
-            f"held-out **{cfg.split}** split (data/README.md: split by query, md5 bucket); nothing was tuned on it. "
+            f"**{cfg.split}** split (data/README.md: split by query, md5 bucket). {split_use(cfg.split)} "
             "Engagement (CTR/CVR) is **SIMULATED** (training/engagement.py) wherever it appears." + smoke +
             "\n\n### Models\n\n" + _models(ctx) + "\n\n### Wall time per step (seconds)\n\n"
             + md_table(["step", "seconds"], time_rows) + "\n")

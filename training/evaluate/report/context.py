@@ -16,7 +16,7 @@ from service.settings import Settings
 from training.base_model import base_model_path
 from training.data import labelled_pairs, split_frame
 from training.evaluate.embeddings import EmbeddingSet, served_embeddings, student_embeddings
-from training.evaluate.ranking_report import Row
+from training.names import MATRYOSHKA_DIMS
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class ReportConfig:
     student: Path | None = None
     split: str = "test"
     artifacts: Path = Path("artifacts")
-    dims: tuple[int, ...] = (384, 256, 128, 64)
+    dims: tuple[int, ...] = MATRYOSHKA_DIMS
     recall_k: int = 100
     keyphrase_items: int = 300
     keyphrase_k: int = 20
@@ -72,10 +72,27 @@ class Context:
     zero_shot: EmbeddingSet | None = None
     student: EmbeddingSet | None = None
     student_note: str = ""
-    heads: object = None
-    pair_figures: dict = field(default_factory=dict)  # encoder name → dim → NDCG@10 and Pearson r (section 4)
-    headline: list[Row] = field(default_factory=list)
-    figures: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)  # what each section measured, for ReportResult (no section reads it)
+
+
+@dataclass(frozen=True)
+class ScoredSplit:
+    """The split's pairs with the scores several sections read, computed once and passed to them explicitly."""
+
+    frame: pd.DataFrame  # the context's frame + ``random``, ``bm25`` and ``ranker`` (expected relevance) columns
+    heads: object  # the served ranker's PairHeads on those query_item pairs
+
+
+def score_split(ctx: Context) -> ScoredSplit:
+    """Baselines (random, BM25) and the served ranker on the split's pairs, on a copy of the context's frame."""
+    from training.evaluate.ranking_report import add_baselines
+    from training.evaluate.task_eval import score_in_chunks
+
+    frame = ctx.frame.copy()
+    add_baselines(frame, ctx.catalogue)
+    heads = score_in_chunks(ctx.scorer, frame["query"].tolist(), frame["title"].tolist(), task="query_item")
+    frame["ranker"] = heads.relevance.expected
+    return ScoredSplit(frame, heads)
 
 
 def load_context(settings: Settings, config: ReportConfig) -> Context:

@@ -10,7 +10,7 @@ from training.engagement import ClickModel, split_engagement
 from training.evaluate import plots
 from training.evaluate.keyphrase_eval import evaluate_keyphrases, keyphrase_runtime, sample_items
 from training.evaluate.metrics import pearson_r
-from training.evaluate.report.context import Context
+from training.evaluate.report.context import Context, ScoredSplit
 from training.evaluate.report.markdown import md_table, num, pct
 from training.evaluate.tradeoff import engagement_share, reference_point, sweep
 
@@ -64,8 +64,8 @@ def section_keyphrases(ctx: Context) -> str:
 
 # --- 7 -------------------------------------------------------------------------------------------
 
-def section_tradeoff(ctx: Context) -> str:
-    cfg, frame, heads = ctx.config, ctx.frame, ctx.heads
+def section_tradeoff(ctx: Context, scored: ScoredSplit) -> str:
+    cfg, frame, heads = ctx.config, scored.frame.copy(), scored.heads
     # one simulation over every split, so each product has one popularity (training/engagement.py)
     engagement = split_engagement(ctx.pairs, frame)
     frame["sim_ctr"] = engagement["ctr"].to_numpy()

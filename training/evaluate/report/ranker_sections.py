@@ -5,19 +5,18 @@ from __future__ import annotations
 from training.data import split_frame
 from training.evaluate.metrics import ndcg_at_k
 from training.evaluate.ranker_compare import compare_rankers, ranker_artifacts
-from training.evaluate.ranking_report import Row, add_baselines, ranker_row, train_mean_row
-from training.evaluate.report.context import Context
+from training.evaluate.ranking_report import Row, ranker_row, train_mean_row
+from training.evaluate.report.context import Context, ScoredSplit
 from training.evaluate.report.markdown import md_table, num
-from training.evaluate.task_eval import TASKS, score_in_chunks, task_figures, task_rows
+from training.evaluate.task_eval import score_in_chunks, task_figures, task_rows
+from training.names import TASKS
 
 # --- 1 -------------------------------------------------------------------------------------------
 
-def section_headline(ctx: Context) -> str:
-    frame, settings, dims = ctx.frame, ctx.settings, ctx.config.dims
+def section_headline(ctx: Context, scored: ScoredSplit) -> tuple[str, list[Row]]:
+    """The section's markdown and its rows (``shoprank eval --report`` prints them)."""
+    frame, settings, dims = scored.frame.copy(), ctx.settings, ctx.config.dims
     train_mean = float(split_frame(ctx.pairs, "train")["relevance"].mean())
-    add_baselines(frame, ctx.catalogue)
-    ctx.heads = score_in_chunks(ctx.scorer, frame["query"].tolist(), frame["title"].tolist(), task="query_item")
-    frame["ranker"] = ctx.heads.relevance.expected
     rows = [Row("random order", ndcg_at_k(frame, "random")), train_mean_row(frame, train_mean),
             Row("BM25 (bm25s)", ndcg_at_k(frame, "bm25"))]
     notes = {}
@@ -34,29 +33,30 @@ def section_headline(ctx: Context) -> str:
             continue
         frame[f"student_{d}"] = ctx.student.pair_cosines(frame["query"], frame["item_id"], d)
         rows.append(Row(name, ndcg_at_k(frame, f"student_{d}")))
-    rows.append(ranker_row(f"**ranker {ctx.scorer.model_version}** (expected relevance)", frame, ctx.heads))
-    ctx.headline = rows
+    rows.append(ranker_row(f"**ranker {ctx.scorer.model_version}** (expected relevance)", frame, scored.heads,
+                           key="ranker"))
     ctx.figures["headline"] = {r.system: r for r in rows}
     n_queries = int((frame.groupby("query").size() >= 2).sum())
     table = md_table(["system", "NDCG@10", "RMSE (1–3)", "3-level acc.", "macro-F1"],
                    [[r.system, notes.get(r.system) or num(r.ndcg10), num(r.rmse), num(r.accuracy), num(r.macro_f1)]
                     for r in rows])
-    return (f"## 1. Headline\n\n{len(frame):,} {ctx.config.split} pairs; NDCG@10 over the {n_queries:,} queries with "
-            "at least 2 candidates, gain 2^(r−1) − 1 on the human mean r. Encoders score a pair by the cosine of "
-            "the query and title embeddings; a d-dim row keeps the first d dimensions of the 384-d embedding "
-            "and re-normalises. The ranker's RMSE is its expected rating 1 + E[y] against the human mean; its "
-            "3-level label cuts that expected rating at the points calibrated on validation in its model card "
-            "(`shoprank calibrate`), or at the data README's rule when the card has none.\n\n" + table + "\n")
+    markdown = (f"## 1. Headline\n\n{len(frame):,} {ctx.config.split} pairs; NDCG@10 over the {n_queries:,} queries with "
+                "at least 2 candidates, gain 2^(r−1) − 1 on the human mean r. Encoders score a pair by the cosine of "
+                "the query and title embeddings; a d-dim row keeps the first d dimensions of the 384-d embedding "
+                "and re-normalises. The ranker's RMSE is its expected rating 1 + E[y] against the human mean; its "
+                "3-level label cuts that expected rating at the points calibrated on validation in its model card "
+                "(`shoprank calibrate`), or at the data README's rule when the card has none.\n\n" + table + "\n")
+    return markdown, rows
 
 
 # --- 2 -------------------------------------------------------------------------------------------
 
-def section_tasks(ctx: Context) -> str:
+def section_tasks(ctx: Context, scored: ScoredSplit) -> str:
     rows_by_task = task_rows(ctx.frame)
     figures = []
     for task in TASKS:
         rows = rows_by_task[task]
-        heads = ctx.heads if task == "query_item" else score_in_chunks(
+        heads = scored.heads if task == "query_item" else score_in_chunks(
             ctx.scorer, rows["left"].tolist(), rows["right"].tolist(), task=task)
         figures.append(task_figures(task, rows, heads.relevance))
     ctx.figures["tasks"] = figures

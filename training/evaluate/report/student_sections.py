@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from training.evaluate import inventory
 from training.evaluate.ablation import pair_figures, student_figures
-from training.evaluate.report.context import Context
+from training.evaluate.report.context import Context, ScoredSplit
 from training.evaluate.report.markdown import md_table, num, pct
 from training.evaluate.retrieval import catalogue_recall, exact_items_by_query, funnel_recall, ranx_recall
 
@@ -14,7 +14,8 @@ REFERENCE_ZERO_SHOT_RECALL = {384: 0.689, 64: 0.511}
 
 # --- 3 -------------------------------------------------------------------------------------------
 
-def section_retrieval(ctx: Context) -> str:
+def section_retrieval(ctx: Context) -> tuple[str, dict[str, dict[int, float]]]:
+    """The section's markdown and recall@k by encoder and cut (section 8 plots it)."""
     k, dims = ctx.config.recall_k, ctx.config.dims
     relevant_by_query = exact_items_by_query(ctx.frame)
     queries = list(relevant_by_query)
@@ -57,54 +58,59 @@ def section_retrieval(ctx: Context) -> str:
                        + "; ".join(f"{name} {v:.3f} ({pct(v / recall[name][dims[0]])} of {dims[0]}-d)"
                                    for name, v in served.items()) + ".\n")
         ctx.figures["recall_funnel"] = served
-    return (f"## 3. Retrieval over the whole catalogue\n\nFor each of the {len(queries):,} distinct "
-            f"{ctx.config.split} queries with at least one exact item (label 2: human mean ≥ 2.5; "
-            f"{n_exact:,} exact judgements), the query searches all {len(ctx.catalogue_ids):,} products "
-            f"(FAISS IndexFlatIP over unit vectors: exact cosine search) and recall@{k} is the share of its "
-            f"exact items in the top {k}, averaged over queries.\n\n" + table +
-            f"\n\n- Zero-shot against the figures in data/README.md: {ref}.\n"
-            + funnel_line +
-            f"- Recall computed with numpy, cross-checked with ranx: {check}.\n\n"
-            "![recall vs dimension](recall_by_dim.png)\n")
+    markdown = (f"## 3. Retrieval over the whole catalogue\n\nFor each of the {len(queries):,} distinct "
+                f"{ctx.config.split} queries with at least one exact item (label 2: human mean ≥ 2.5; "
+                f"{n_exact:,} exact judgements), the query searches all {len(ctx.catalogue_ids):,} products "
+                f"(FAISS IndexFlatIP over unit vectors: exact cosine search) and recall@{k} is the share of its "
+                f"exact items in the top {k}, averaged over queries.\n\n" + table +
+                f"\n\n- Zero-shot against the figures in data/README.md: {ref}.\n"
+                + funnel_line +
+                f"- Recall computed with numpy, cross-checked with ranx: {check}.\n\n"
+                "![recall vs dimension](recall_by_dim.png)\n")
+    return markdown, recall
 
 
 # --- 4 -------------------------------------------------------------------------------------------
 
-def section_agreement(ctx: Context) -> str:
-    frame, dims = ctx.frame, (ctx.config.dims[0], ctx.config.dims[-1])
-    expected = ctx.heads.relevance.expected
+def section_agreement(ctx: Context, scored: ScoredSplit) -> tuple[str, dict]:
+    """The section's markdown and, per encoder, dim → NDCG@10 and Pearson r (section 5's zero-shot row)."""
+    frame, dims = scored.frame, (ctx.config.dims[0], ctx.config.dims[-1])
+    expected = scored.heads.relevance.expected
+    by_encoder: dict[str, dict] = {}
     rows = []
     for name, emb in (("zero-shot", ctx.zero_shot), ("student", ctx.student)):
         if emb is None:
             rows.append([name] + [ctx.student_note] * len(dims))
             continue
-        ctx.pair_figures[name] = pair_figures(emb, frame, expected, dims)
-        rows.append([name] + [num(ctx.pair_figures[name][d]["r_ranker"]) for d in dims])
-    ctx.figures["agreement"] = {(name, d): by_dim[d]["r_ranker"] for name, by_dim in ctx.pair_figures.items()
+        by_encoder[name] = pair_figures(emb, frame, expected, dims)
+        rows.append([name] + [num(by_encoder[name][d]["r_ranker"]) for d in dims])
+    ctx.figures["agreement"] = {(name, d): by_dim[d]["r_ranker"] for name, by_dim in by_encoder.items()
                                 for d in dims}
     table = md_table(["encoder", f"Pearson r at {dims[0]}-d", f"at {dims[-1]}-d"], rows)
-    return (f"## 4. Student–ranker agreement\n\nPearson r between the encoder's cosine and the served ranker's "
-            f"expected relevance E[y] over the {len(frame):,} {ctx.config.split} query_item pairs (the student "
-            "was distilled from this ranker's scores on train pairs).\n\n" + table + "\n")
+    markdown = (f"## 4. Student–ranker agreement\n\nPearson r between the encoder's cosine and the served ranker's "
+                f"expected relevance E[y] over the {len(frame):,} {ctx.config.split} query_item pairs (the student "
+                "was distilled from this ranker's scores on train pairs).\n\n" + table + "\n")
+    return markdown, by_encoder
 
 
 # --- 5 -------------------------------------------------------------------------------------------
 
-def section_ablations(ctx: Context) -> str:
+def section_ablations(ctx: Context, scored: ScoredSplit, agreement: dict) -> str:
+    """``agreement``: section 4's figures per encoder (the zero-shot row)."""
     cfg, dims = ctx.config, (ctx.config.dims[0], ctx.config.dims[-1])
     students = inventory.scan(cfg.artifacts).students
     if not students:
         return f"## 5. Student ablations\n\nNo student under `{cfg.artifacts}/` (`make students` trains them).\n"
     known = {cfg.student.name: ctx.student} if ctx.student is not None and cfg.student else {}
-    figures = student_figures(students, artifacts=cfg.artifacts, frame=ctx.frame,
-                              ranker_expected=ctx.heads.relevance.expected, dims=dims, known=known)
+    figures = student_figures(students, artifacts=cfg.artifacts, frame=scored.frame,
+                              ranker_expected=scored.heads.relevance.expected, dims=dims, known=known)
     ctx.figures["ablations"] = figures
 
     def row(name: str, signals: str, kd: str, steps, by_dim) -> list[str]:
         return [name, signals, kd, str(steps if steps is not None else "—")] + [
             num(by_dim[d][key]) for d in dims for key in ("r_ranker", "r_human", "ndcg10")]
 
-    rows = [row(ctx.zero_shot.name, "—", "—", 0, ctx.pair_figures["zero-shot"])]
+    rows = [row(ctx.zero_shot.name, "—", "—", 0, agreement["zero-shot"])]
     rows += [row(f"`{f.name}`", f.signals, f.kd_loss or "—", f.steps, f.by_dim) for f in figures]
     header = ["student", "trained on", "KD loss", "steps"] + [
         f"{label} {d}-d" for d in dims for label in ("r vs ranker", "r vs human", "NDCG@10")]

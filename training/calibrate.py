@@ -1,4 +1,10 @@
-"""Calibrate the served ranker's relevance floor on the validation split and record it in its card.
+"""The fitting step after export: relevance floors, label cuts and engagement priors, fitted on validation.
+
+Not an evaluation (``training/evaluate/`` tunes nothing): each function here FITS values on the
+validation split and writes them into the card of one exported version, named explicitly (``version``;
+None = the latest, the one the service serves). The version is scored through the service's inference
+seam pinned to it (``training/export/pinned.py``), so a re-export below the latest version, or under
+other model names (``settings.ranker_model`` / ``first_phase_model``), is calibrated in its own card.
 
 int8 ranker scores shift with quantisation (shared/STACK.md), so the floor is fitted on the exact
 model version that is served: the P(y ≥ partial) threshold maximising Youden's J (TPR − FPR) for
@@ -11,15 +17,18 @@ against the simulated engagement of the validation pairs. The test split is neve
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from service.inference.factory import make_backend, make_pair_scorer
-from service.inference.repository import latest_version
+from service.inference.repository import ModelVersion, latest_version
 from service.ranking.engagement_prior import logit
 from service.ranking.ordinal import RATING_CUTS, label_from_raw
 from service.settings import Settings
 from training.data import labelled_pairs, split_frame
 from training.export.cards import record_in_card
+from training.export.pinned import pinned_settings, version_dir
 
 
 def youden_threshold(p_relevant: np.ndarray, is_relevant: np.ndarray, *, grid: np.ndarray | None = None) -> tuple[float, float]:
@@ -66,14 +75,31 @@ def fit_engagement_prior(head_probability: np.ndarray, popularity: np.ndarray, t
             "validation_r_with_popularity": round(float(np.corrcoef(fitted, target)[0, 1]), 4)}
 
 
-def calibrate_served_ranker(settings: Settings) -> dict:
+def _scoring(settings: Settings, model: str, version: int | None):
+    """Settings that score ``version`` of ``model`` (None: as served, embedded or Triton, unchanged)."""
+    if version is None:
+        return nullcontext(settings)
+    return pinned_settings(settings, {model: version})
+
+
+def _target(settings: Settings, model: str, version: int | None) -> ModelVersion:
+    """The version a fitting step writes to: ``version`` of ``model``, or the latest when None."""
+    if version is None:
+        return latest_version(settings.model_repo, model)
+    return ModelVersion(name=model, version=version, path=version_dir(settings.model_repo, model, version))
+
+
+def calibrate_ranker(settings: Settings, *, version: int | None = None) -> dict:
+    """Fit ``version`` of ``settings.ranker_model`` (None: the latest) on validation; returns the card section."""
     from training.engagement import split_engagement
 
+    target = _target(settings, settings.ranker_model, version)
     pairs = labelled_pairs(settings.data_dir)
     frame = split_frame(pairs, "validation")
     engagement = split_engagement(pairs, frame)
-    scorer = make_pair_scorer(make_backend(settings), settings)
-    heads = scorer.score(frame["query"].tolist(), frame["title"].tolist())
+    with _scoring(settings, target.name, version) as pinned:
+        scorer = make_pair_scorer(make_backend(pinned), pinned)
+        heads = scorer.score(frame["query"].tolist(), frame["title"].tolist())
     p1 = heads.relevance.p_partial_or_better
     relevant = frame["label"].to_numpy() >= 1
     threshold, j = youden_threshold(p1, relevant)
@@ -92,7 +118,7 @@ def calibrate_served_ranker(settings: Settings) -> dict:
         "validation_accuracy": {"label_cuts": round(acc, 4), "human_rule": round(human_rule_acc, 4)},
         "engagement": _engagement_priors(heads, engagement),
     }
-    record_in_card(latest_version(settings.model_repo, settings.ranker_model).path, "calibration", calibration)
+    record_in_card(target.path, "calibration", calibration)
     return calibration
 
 
@@ -109,20 +135,28 @@ def _engagement_priors(heads, engagement) -> dict:
     }
 
 
-def calibrate_first_phase(settings: Settings) -> dict | None:
+def calibrate_first_phase(settings: Settings, *, version: int | None = None) -> dict | None:
     """The relevance floor for what only the first phase scored (keyphrases below the re-scoring depth):
-    Youden's J of the served first phase's P(y ≥ partial) on the validation split, added to the
-    ``calibration`` section of its card (the label cuts there are kept). None when phasing is off."""
+    Youden's J of ``version`` (None: the latest) of ``settings.first_phase_model``'s P(y ≥ partial) on the
+    validation split, over the vectors of the encoder ``settings`` serves, added to the ``calibration``
+    section of that version's card (the label cuts there are kept). None when phasing is off (no such model,
+    or one trained on another encoder); a ValueError with the reason when ``version`` was asked for."""
     from service.inference.factory import make_encoder, make_first_phase
     from service.ranking.ordinal import from_cumulative_logits
     from training.evaluate.phase_curve import score
 
-    backend = make_backend(settings)
-    first_phase, _ = make_first_phase(backend, settings, make_encoder(backend, settings))
-    if first_phase is None:
-        return None
-    frame = split_frame(labelled_pairs(settings.data_dir), "validation")
-    logits = score(settings, frame, name="validation-labelled").first
+    with _scoring(settings, settings.first_phase_model, version) as pinned:
+        backend = make_backend(pinned)
+        first_phase, status = make_first_phase(backend, pinned, make_encoder(backend, pinned))
+        if first_phase is None and version is not None:  # asked for one version: say why it cannot be fitted
+            raise ValueError(f"{settings.first_phase_model} version {version} is not servable: phased ranking {status}")
+        if first_phase is None:
+            return None
+        target = _target(settings, settings.first_phase_model, version)
+        frame = split_frame(labelled_pairs(settings.data_dir), "validation")
+        # the first phase reads the encoder's full-width vectors (its card's dim), whatever cut the index serves
+        full_width = pinned.model_copy(update={"embedding_dim": int(first_phase.card.get("dim", pinned.embedding_dim))})
+        logits = score(full_width, frame, name="validation-labelled").first
     p1 = from_cumulative_logits(logits).p_partial_or_better
     relevant = frame["label"].to_numpy() >= 1
     threshold, j = youden_threshold(p1, relevant)
@@ -136,6 +170,5 @@ def calibrate_first_phase(settings: Settings) -> dict | None:
         "validation_precision": round(float(relevant[kept].mean()), 4),
         "validation_irrelevant_removed": round(float((~kept[~relevant]).mean()), 4),
     }
-    version = latest_version(settings.model_repo, settings.first_phase_model)
-    record_in_card(version.path, "calibration", version.card.get("calibration", {}) | floor)
+    record_in_card(target.path, "calibration", target.card.get("calibration", {}) | floor)
     return floor
