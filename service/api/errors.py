@@ -83,11 +83,18 @@ def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path. Starlette's 405 names only the first route that
     matched the path (``Allow: GET`` for ``/v1/items/{id}``, which also serves PUT and DELETE)."""
     methods: set[str] = set()
-    for route in request.app.routes:
+    for route in _leaf_routes(request.app.routes):
         match, _ = route.matches(request.scope)
         if match != Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)
+
+
+def _leaf_routes(routes):
+    """The routes themselves: FastAPI wraps an included router (no prefix here) in one that has none of them."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from _leaf_routes(inner.routes) if inner is not None else (route,)
 
 
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
