@@ -54,11 +54,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--batches", type=int, default=12, help="batches per variant per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--model-repo", type=Path, default=ROOT / "model_repo",
+                        help="a repository with an item tower beside the encoder adds the tower's row")
     args = parser.parse_args()
     titles = load_catalogue(ROOT / "data", limit=20_000).item_titles
     rng = np.random.default_rng(0)
     for threads in [int(t) for t in args.threads.split(",")]:
-        settings = Settings(model_repo=ROOT / "model_repo", intra_op_threads=threads, ort_allow_spinning=False)
+        settings = Settings(model_repo=args.model_repo, intra_op_threads=threads, ort_allow_spinning=False)
         backend = make_backend(settings)
         encoder = make_encoder(backend, settings.model_copy(update={"item_encoder_model": ""}))
         two_tower = make_encoder(backend, settings)

@@ -44,8 +44,9 @@ from training.export.python_backend import python_backend_repository, python_bac
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 QUERY = "angle bracket"
 # A long item prefix moves vectors far (cosine to the unprefixed vector ≤ 0.95 on the seed titles)
-# compared with the int8 encoder's batch-composition jitter (≥ 0.985: activations are quantised
-# per batch, so a vector depends slightly on its batch mates, and Triton batches across requests).
+# compared with the int8 encoder's batch-composition jitter (≥ 0.985 typically, 0.9777 seen under load:
+# activations are quantised per batch, so a vector depends slightly on its batch mates, and Triton batches
+# across requests).
 V2_PREFIXES = {"query": "search query: ",
                "item": "a product sold in a home improvement store, listed with this catalogue title: "}
 
@@ -265,7 +266,9 @@ def test_swap_under_load_has_zero_failed_requests(deployment, model_repo: Path, 
     new_scores, new_ids = runtime.items.search(encoders[new].encode([d.text for d in docs], kind="item"), 1)
     old_scores, _ = runtime.items.search(encoders[old].encode([d.text for d in docs], kind="item"), 1)
     assert new_ids[:, 0].tolist() == [stable_id(doc.item_id) for doc in docs]
-    assert new_scores[:, 0].min() > 0.98, np.sort(new_scores[:, 0])[:5]
+    # 0.97: under a loaded CI run the batch-composition jitter reached 0.9777 for one write (2026-12-03); the
+    # prefix keeps the old encoder's vectors at ≤ 0.95, so this still tells the two encoders apart
+    assert new_scores[:, 0].min() > 0.97, np.sort(new_scores[:, 0])[:5]
     assert (new_scores[:, 0] > old_scores[:, 0]).all(), (new_scores[:, 0] - old_scores[:, 0]).min()
 
 

@@ -53,6 +53,9 @@ def ship_item_tower(settings: Settings, *, tower_dir: Path, work_dir: Path, vers
         withdrawn = work_dir / f"withdrawn-{name}-{version}"
         shutil.rmtree(withdrawn, ignore_errors=True)
         shutil.move(str(out), withdrawn)
+        model_dir = out.parent
+        if not any(p.is_dir() for p in model_dir.iterdir()):  # no version left: no model (a bare config.pbtxt
+            shutil.rmtree(model_dir)                           # would make Triton load a model it cannot serve)
         log.warning("item tower withdrawn: validation recall@%d %.4f vs the encoder's %.4f (drop %.4f > %.4f); "
                     "kept in %s", decided.k, decided.tower_recall, decided.encoder_recall, decided.drop, max_drop,
                     withdrawn)

@@ -67,8 +67,7 @@ def train_item_tower(settings: Settings, out_dir: Path, config: TowerConfig, *, 
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    titles, targets, encoder_version = item_targets(settings, work_dir / "targets.npz",
-                                                    reuse=(work_dir.parent / "first_phase" / "embeddings.npz",))
+    titles, targets, encoder_version = item_targets(settings, work_dir / "targets.npz")
     if config.init_from:
         tower = load_tower(Path(config.init_from))
         config = replace(config, layers=json.loads((Path(config.init_from) / STUDENT_CARD).read_text())["layers"])
