@@ -68,11 +68,13 @@ def train_item_tower(settings: Settings, out_dir: Path, config: TowerConfig, *, 
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     titles, targets, encoder_version = item_targets(settings, work_dir / "targets.npz")
+    served = latest_version(settings.model_repo, settings.encoder_model)
+    prefixes = json.loads((served.path / "shoprank.json").read_text()).get("prefixes", {})
+    titles = [prefixes.get("item", "") + t for t in titles]  # what the encoder embedded for the targets
     if config.init_from:
         tower = load_tower(Path(config.init_from))
         config = replace(config, layers=json.loads((Path(config.init_from) / STUDENT_CARD).read_text())["layers"])
     else:
-        served = latest_version(settings.model_repo, settings.encoder_model)
         student, projection = student_from_onnx(served.path / "model.onnx")
         tower = ItemTower(keep_layers(student, config.layers), projection)
     tokenizer = AutoTokenizer.from_pretrained(base_model_path())
@@ -87,7 +89,7 @@ def train_item_tower(settings: Settings, out_dir: Path, config: TowerConfig, *, 
     log.info("item tower %s: start held-out cos %s, %d steps", config.layers, history[0]["held_out_cos"], steps)
     best = history[0]["held_out_cos"][0]
     save_card = {"kind": "item_tower", "layers": config.layers, "teacher": encoder_version,
-                 "prefixes": {"query": "", "item": ""}, "max_seq_length": config.max_tokens}
+                 "prefixes": prefixes, "max_seq_length": config.max_tokens}
     save_tower(tower, out_dir, card=save_card | {"held_out_cos": history[0]["held_out_cos"], "step": 0})
     started, step = time.monotonic(), 0
     tower.train()
