@@ -120,3 +120,15 @@ def test_phasing_stays_on_over_a_tower_of_the_encoder_it_was_trained_on(repo_wit
     backend = make_backend(settings)
     scorer, status = make_first_phase(backend, settings, make_encoder(backend, settings))
     assert scorer is not None, status
+
+
+def test_the_gate_decides_on_validation_recall_within_the_allowed_drop() -> None:
+    from training.item_tower.gate import GateResult
+    from training.item_tower.step import MAX_RECALL_DROP
+
+    measured = GateResult("validation", 100, encoder_recall=0.7719, tower_recall=0.7551, mean_item_cosine=0.95,
+                          min_item_cosine=0.6)
+    assert round(measured.drop, 4) == 0.0168 and not measured.passes(MAX_RECALL_DROP)
+    close = GateResult("validation", 100, encoder_recall=0.7719, tower_recall=0.7650, mean_item_cosine=0.97,
+                       min_item_cosine=0.8)
+    assert close.passes(MAX_RECALL_DROP) and close.as_dict()["drop"] == 0.0069

@@ -52,7 +52,7 @@ def tower_item_vectors(settings: Settings, tower_model: str, titles: list[str]) 
         backend.close()
 
 
-def gate(settings: Settings, tower_model: str, *, titles: list[str], encoder_vectors: np.ndarray,
+def gate(settings: Settings, *, titles: list[str], encoder_vectors: np.ndarray,
          tower_vectors: np.ndarray, splits: tuple[str, ...] = ("validation", "test"), k: int = 100) -> list[GateResult]:
     """One result per split: recall@k of the encoder's items and the tower's, the same queries and funnel."""
     from service.catalogue import load_catalogue

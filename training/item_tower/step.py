@@ -41,7 +41,7 @@ def ship_item_tower(settings: Settings, *, tower_dir: Path, work_dir: Path, vers
     out = export_encoder(repo=settings.model_repo, name=name, version=version, source=str(tower_dir), card=card)
     tower_vectors = tower_item_vectors(settings, name, titles)
     np.save(work_dir / f"tower_vectors_v{version}.npy", tower_vectors)
-    results = gate(settings, name, titles=titles, encoder_vectors=encoder_vectors, tower_vectors=tower_vectors)
+    results = gate(settings, titles=titles, encoder_vectors=encoder_vectors, tower_vectors=tower_vectors)
     decided = next(r for r in results if r.split == "validation")
     card |= {"gate": {"max_recall_drop": max_drop, "passed": decided.passes(max_drop),
                       "funnel": f"{settings.funnel_dim}-d x{settings.index_shortlist_factor} -> 384-d "
