@@ -18,7 +18,7 @@ $(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[train,dev]'
+	$(BIN)/pip install -q -e '.[train,dev,batch]'
 	touch $@
 
 install-serve: $(VENV)/.serve-installed
@@ -32,13 +32,16 @@ run: prepare
 
 serve: run
 
-# Servers the integration tests start themselves (redis-server), the compose validator, and the headless browser
-# the /demo page test drives (Debian's chromium + chromium-driver, through selenium).
+# Servers the integration tests start themselves (redis-server), the compose validator, the headless browser
+# the /demo page test drives (Debian's chromium + chromium-driver, through selenium), and the Java runtime
+# PySpark needs for `shoprank batch-embed` and its tests (Debian's default-jre-headless: OpenJDK 17 on bookworm).
 system-deps:
 	@command -v redis-server >/dev/null && command -v docker-compose >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server docker-compose >/dev/null; }
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@command -v java >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
 
 compose-check: system-deps
 	bash .ci/compose-check.sh
@@ -55,6 +58,7 @@ bench: install system-deps
 	$(BIN)/python -m bench.triton_vs_embedded
 	$(BIN)/python -m bench.ranking_phases --rounds 30
 	$(BIN)/python bench/freshness/run.py --rates 100,200,250,300,400,500 --seconds 20 --items 2000 --indexer-no-spin
+	$(BIN)/python -m bench.batch_embed --items 54667 --rounds 2 --out docs/bench/batch_embed.md  # Spark local[2] (≈ 20 min)
 
 # Lint rules in pyproject.toml ([tool.ruff.lint]); `make test` runs it first.
 lint: install

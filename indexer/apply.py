@@ -28,15 +28,15 @@ case is a model call in a replica, never a wrong vector.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from indexer.batcher import Batch, Consumed
-from indexer.events import DeleteEvent, UpsertEvent
 from service.store.base import ItemDocument, ItemStore
+from service.stream.events import DeleteEvent, UpsertEvent
 from service.vector_log import VectorRecord
+from service.versioned_apply import ApplyResult, is_newer
 
 
 class TextEncoder(Protocol):
@@ -53,21 +53,6 @@ class VectorSink(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class ApplyResult:
-    upserted: list[str]
-    deleted: list[str]
-    stale: int
-    """Events dropped because the store already had their version or a newer one."""
-    not_stored: int
-    """Events that lost the store's compare-and-set to a concurrent writer (rare: a rebalance)."""
-    seconds: float
-    embedded: int = 0
-    """Upserts embedded (model calls' texts)."""
-    reused: int = 0
-    """Upserts whose text was unchanged: published as advance records without a model call."""
-
-
 def stored_versions(store: ItemStore, item_ids: list[str]) -> list[int | None]:
     """Versions for many items: one round trip where the store offers ``item_versions``."""
     batched = getattr(store, "item_versions", None)
@@ -79,7 +64,7 @@ def stored_versions(store: ItemStore, item_ids: list[str]) -> list[int | None]:
 def fresh_events(store: ItemStore, events: list[Consumed]) -> tuple[list[Consumed], int]:
     """Events newer than what the store holds, and how many were stale."""
     versions = stored_versions(store, [rec.event.item_id for rec in events])
-    fresh = [rec for rec, stored in zip(events, versions) if stored is None or rec.event.version > stored]
+    fresh = [rec for rec, stored in zip(events, versions) if is_newer(rec.event.version, stored)]
     return fresh, len(events) - len(fresh)
 
 

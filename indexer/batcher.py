@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from indexer.events import DeleteEvent, UpsertEvent
+from service.stream.events import DeleteEvent, UpsertEvent
+from service.versioned_apply import supersedes
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Batcher:
         """Take a valid record; keep it only if it is the newest version of its item so far."""
         self._track(record.topic, record.partition, record.offset)
         current = self._latest.get(record.event.item_id)
-        if current is None or record.event.version >= current.event.version:
+        if supersedes(record.event.version, None if current is None else current.event.version):
             if current is not None:
                 self._superseded += 1
             self._latest[record.event.item_id] = record

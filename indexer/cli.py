@@ -13,6 +13,7 @@ import typer
 
 from service.logging import configure_logging
 from service.settings import Settings
+from service.threads import apply_thread_budget
 
 indexer_app = typer.Typer(help="Near-real-time indexing from Kafka (docs/indexing.md).", no_args_is_help=True)
 
@@ -37,6 +38,7 @@ def run_indexer(
 
     settings = Settings()
     configure_logging(settings)  # SHOPRANK_LOG_FORMAT / _LOG_LEVEL, as the API
+    apply_thread_budget(settings)
     port = metrics_port or settings.indexer_metrics_port
     if port:
         start_http_server(port, addr=settings.host)
@@ -53,6 +55,7 @@ def run_recommendations(client_id: str = typer.Option("recommendations", help="K
 
     settings = Settings()
     configure_logging(settings)
+    apply_thread_budget(settings)
     if not settings.kafka_bootstrap or not settings.redis_url:
         raise typer.BadParameter("needs SHOPRANK_KAFKA_BOOTSTRAP and SHOPRANK_REDIS_URL")
     runtime = build_runtime(settings)

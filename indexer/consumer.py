@@ -38,6 +38,7 @@ def make_consumer(settings: Settings, *, client_id: str) -> KafkaConsumer:
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         request_timeout_ms=max(settings.kafka_request_timeout_ms, settings.kafka_session_timeout_ms + 5000),
         max_poll_records=settings.indexer_batch_max_events,
+        reconnect_backoff_max_ms=settings.kafka_reconnect_backoff_max_ms,
     )
 
 
@@ -51,6 +52,7 @@ def make_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
         retries=5,
         max_in_flight_requests_per_connection=1,  # keeps per-partition order across retries
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        reconnect_backoff_max_ms=settings.kafka_reconnect_backoff_max_ms,
     )
 
 

@@ -27,6 +27,7 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.store.base import CachedRecommendations
 from service.vector_log import decode_record
+from service.versioned_apply import ItemChange, is_newer, newest_per_item
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class RecommendationWorker:
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms, max_poll_records=max_records,
             request_timeout_ms=max(settings.kafka_request_timeout_ms, settings.kafka_session_timeout_ms + 5000),
+            reconnect_backoff_max_ms=settings.kafka_reconnect_backoff_max_ms,
         )
 
     def run(self, *, stop: threading.Event) -> None:
@@ -65,18 +67,19 @@ class RecommendationWorker:
 
     def process(self, raw_records) -> int:
         """Cache recommendations for the newest upsert of each item still current in the store."""
-        latest = {}
+        upserts = []
         for raw in raw_records:
             try:
                 record = decode_record(raw.key, raw.value)
             except (ValueError, UnicodeDecodeError):
                 continue  # the replicas count unreadable records; nothing to recommend
-            if record.doc is not None and (record.item_id not in latest or record.version >= latest[record.item_id].version):
-                latest[record.item_id] = record
+            if record.doc is not None:
+                upserts.append(ItemChange(record.item_id, record.version, record.doc))
+        latest = newest_per_item(upserts)
         runtime, cache_k = self.runtime, self.settings.keyphrase_cache_k
         fills = []
-        for record, stored in zip(latest.values(), stored_versions(runtime.store, list(latest))):
-            if stored is not None and stored > record.version:
+        for record, stored in zip(latest, stored_versions(runtime.store, [c.item_id for c in latest])):
+            if stored is not None and is_newer(stored, record.version):
                 continue  # superseded or deleted since: a later record (or the serving fallback) covers it
             # The log is written before the store, so the store may not hold this version yet:
             # the document travels with the record.

@@ -12,8 +12,8 @@ import random
 import time
 from collections.abc import Iterator
 
-from indexer.events import DeleteEvent, UpsertEvent, encode_event
 from service.catalogue import Catalogue
+from service.stream.events import DeleteEvent, UpsertEvent, encode_event
 
 _EXTRA_WORDS = ("new", "pro", "2-pack", "heavy duty", "white", "black", "compact", "premium", "outdoor")
 

@@ -17,14 +17,15 @@ import time
 from kafka.errors import CommitFailedError, KafkaError
 
 from indexer import metrics
-from indexer.apply import ApplyResult, TextEncoder, VectorSink, apply_batch
+from indexer.apply import TextEncoder, VectorSink, apply_batch
 from indexer.batcher import Batcher, Consumed
 from indexer.consumer import FlushOnRevoke, commit_offsets, lag_by_partition
 from indexer.dead_letter import DeadLetters
-from indexer.events import EventLimits, InvalidEvent, decode_event
 from service.errors import DependencyUnavailable
 from service.settings import Settings
 from service.store.base import ItemStore
+from service.stream.events import EventLimits, InvalidEvent, decode_event
+from service.versioned_apply import ApplyResult
 
 log = logging.getLogger(__name__)
 

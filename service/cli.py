@@ -17,12 +17,16 @@ from service.settings import Settings
 app = typer.Typer(help="ShopRank: online relevance scoring with near-real-time indexing.", no_args_is_help=True)
 
 # Packages whose ``register(app: typer.Typer)`` adds their commands (prepare, train, export, eval, indexer, …).
-COMMAND_PACKAGES = ("training.cli", "indexer.cli")
+COMMAND_PACKAGES = ("training.cli", "indexer.cli", "indexer.batch_embed.cli")
 
 
 @app.callback()
-def main(log_level: str = typer.Option("INFO", help="logging level for every command")) -> None:
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def main(log_level: str = typer.Option(None, help="logging level for every command (default: SHOPRANK_LOG_LEVEL)")) -> None:
+    """Logging is set up here, once for every command, in the one format (``SHOPRANK_LOG_FORMAT``)."""
+    from service.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.model_copy(update={"log_level": log_level}) if log_level else settings)
 
 
 @app.command()
@@ -33,12 +37,11 @@ def serve(
     """Serve the HTTP API with uvicorn (uvloop + httptools); ready when GET /readyz says 200."""
     import uvicorn
 
-    from service.logging import configure_logging
-
     settings = Settings()
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
     settings = settings.model_copy(update=overrides)
-    configure_logging(settings)  # JSON lines with request ids (service/logging.py); uvicorn keeps it
+    if refusal := settings.open_writes_refusal():
+        raise typer.BadParameter(refusal)
     common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools", log_config=None,
                   log_level=logging.getLevelName(logging.getLogger().level).lower())
     if settings.workers > 1:  # each worker process builds its own app from the environment

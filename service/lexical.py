@@ -163,7 +163,7 @@ class Bm25LexicalIndex:
                 score = _bm25(words, toks, base)
                 if score > 0:
                     hits.append((item_id, score))
-        hits.sort(key=lambda hit: -hit[1])
+        hits.sort(key=lambda hit: (-hit[1], hit[0]))  # ties by id: the same answer whatever the write order
         return hits[:k]
 
     # --- rebuilding

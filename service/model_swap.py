@@ -50,6 +50,7 @@ from service.inference.repository import latest_version
 from service.runtime import Runtime, encode_all
 from service.searchable import SearchableVersions
 from service.settings import Settings
+from service.versioned_apply import ItemChange, apply_changes
 
 log = logging.getLogger(__name__)
 
@@ -72,53 +73,43 @@ def newest_version(backend: InferenceBackend, settings: Settings, model: str) ->
     return str(version.version) if (version.path / "shoprank.json").exists() else None
 
 
-class IndexedVersions:
-    """Which version of each item the new item index holds, to catch up writes made meanwhile."""
+def catch_up(runtime: Runtime, indexed: set[str], *, batch: int) -> int:
+    """Bring a re-embedded runtime's item index up to the store: the writes made while it was built.
 
-    def __init__(self) -> None:
-        self.versions: dict[str, int] = {}
-
-    def catch_up(self, runtime: Runtime, *, batch: int) -> int:
-        """Re-embed items whose stored version differs, drop deleted ones; returns how many changed.
-
-        Call with ``runtime._write_lock`` held, so the store cannot move while we compare.
-        """
-        live = {doc.item_id: doc for docs in runtime.store.iter_items(batch=batch) for doc in docs}
-        changed = [doc for item_id, doc in live.items() if self.versions.get(item_id) != doc.version]
-        gone = [item_id for item_id in self.versions if item_id not in live]
-        for start in range(0, len(changed), batch):
-            part = changed[start : start + batch]
-            vectors = runtime.encoder.encode([doc.text for doc in part], kind="item")
-            runtime.items.upsert(np.array([stable_id(doc.item_id) for doc in part], dtype=np.int64), vectors)
-            self.versions.update((doc.item_id, doc.version) for doc in part)
-            for doc in part:  # GET /v1/items reports what the new index holds
-                runtime.searchable.upserted(stable_id(doc.item_id), doc.version, doc.text)
-        if gone:
-            runtime.items.delete(np.array([stable_id(item_id) for item_id in gone], dtype=np.int64))
-            for item_id in gone:
-                del self.versions[item_id]
-                runtime.searchable.forget(stable_id(item_id))
-        return len(changed) + len(gone)
+    The versioned apply against the new index's own versions (``runtime.searchable``): newer stored
+    documents are applied (a text the index already holds keeps its vector), and the items of ``indexed``
+    (what the new index was built or caught up with) that are gone from the store are deleted at their
+    tombstone's version. Updates ``indexed``; returns how many items changed. Call with the serving
+    runtime's ``_write_lock`` held, so the store cannot move while we compare."""
+    live = {doc.item_id: doc for docs in runtime.store.iter_items(batch=batch) for doc in docs}
+    changes = [ItemChange(doc.item_id, doc.version, doc) for doc in live.values()]
+    for item_id in indexed - live.keys():
+        stored = runtime.store.item_version(item_id)
+        held = runtime.searchable.held_version(stable_id(item_id))
+        changes.append(ItemChange(item_id, stored if stored is not None else (held or 0) + 1, deleted=True))
+    result = apply_changes(changes, index=runtime.items, versions=runtime.searchable, encoder=runtime.encoder)
+    indexed.intersection_update(live)
+    indexed.update(result.upserted)
+    return len(result.upserted) + len(result.deleted)
 
 
-def reembedded_runtime(runtime: Runtime, *, encoder: Encoder, settings: Settings) -> tuple[Runtime, IndexedVersions]:
-    """A copy of ``runtime`` whose item and keyphrase indexes are rebuilt with ``encoder`` (no locks held).
+def reembedded_runtime(runtime: Runtime, *, encoder: Encoder, settings: Settings) -> tuple[Runtime, set[str]]:
+    """A copy of ``runtime`` whose item and keyphrase indexes are rebuilt with ``encoder`` (no locks held),
+    and the items its index holds.
 
     Each index gets one upsert of all its vectors, as at start-up (an IVF index trains on it).
     """
     batch = settings.index_build_batch
-    keyphrases = make_index(settings)
+    keyphrases = make_index(settings, name="keyphrases")
     ids = np.fromiter(runtime.keyphrase_texts.keys(), dtype=np.int64, count=len(runtime.keyphrase_texts))
     keyphrases.upsert(ids, encode_all(encoder, list(runtime.keyphrase_texts.values()), kind="query", batch=batch,
                                       label="keyphrases (new encoder)"))
     docs = [doc for part in runtime.store.iter_items(batch=batch) for doc in part]
-    items = make_index(settings)
+    items = make_index(settings, name="items")
     items.upsert(np.array([stable_id(doc.item_id) for doc in docs], dtype=np.int64),
                  encode_all(encoder, [doc.text for doc in docs], kind="item", batch=batch, label="items (new encoder)"))
-    indexed = IndexedVersions()
-    indexed.versions = {doc.item_id: doc.version for doc in docs}
     return dataclasses.replace(runtime, encoder=encoder, items=items, keyphrases=keyphrases,
-                               searchable=SearchableVersions.of_docs(docs)), indexed
+                               searchable=SearchableVersions.of_docs(docs)), {doc.item_id for doc in docs}
 
 
 class ModelSwapWatcher:
@@ -246,12 +237,12 @@ class ModelSwapWatcher:
         fresh, indexed = reembedded_runtime(runtime, encoder=encoder, settings=settings)
         fresh = dataclasses.replace(fresh, backend=backend, scorer=scorer, **phased)
         with runtime._write_lock:  # shared by both runtimes: no write can slip between catch-up and switch
-            caught = indexed.catch_up(fresh, batch=settings.index_build_batch)
+            caught = catch_up(fresh, indexed, batch=settings.index_build_batch)
             self._slot.runtime = fresh
             self._indexed_encoder = encoder.version
         self._stop.wait(self._grace_s)  # requests that took the old runtime finish (or write) meanwhile
         with fresh._write_lock:
-            late = indexed.catch_up(fresh, batch=settings.index_build_batch)
+            late = catch_up(fresh, indexed, batch=settings.index_build_batch)
         log.info("model swap: %d items caught up at the switch, %d re-embedded after the grace period", caught, late)
         old = [runtime.backend] + ([runtime.scorer.backend] if runtime.scorer.backend is not runtime.backend else [])
         self._retired += old

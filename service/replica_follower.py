@@ -25,18 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
-from service.catalogue import stable_id
+from service.errors import DependencyUnavailable
 from service.index.base import VectorIndex
 from service.index.factory import index_layout, restore_index
 from service.index.snapshots import write_atomic
-from service.searchable import EMBEDDINGS, REGISTRY, SearchableVersions
+from service.searchable import REGISTRY, SearchableVersions
 from service.settings import Settings
 from service.store.base import ItemDocument, ItemStore
-from service.vector_log import VectorRecord, decode_record
+from service.vector_log import decode_record
+from service.versioned_apply import ApplyResult, ItemChange, apply_changes
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class ReplicaFollower:
 
     def __init__(self, *, settings: Settings, index: VectorIndex, store: ItemStore, encoder,
                  local_store: bool, snapshot_dir: Path, versions: SearchableVersions | None = None,
-                 on_applied: Callable[[list[VectorRecord], float], None] | None = None,
+                 on_applied: Callable[[list[ItemChange], float], None] | None = None,
                  lexical=None) -> None:
         self.settings = settings
         self.lexical = lexical  # the runtime's LexicalIndex (service/lexical.py): follows the same records
@@ -107,34 +108,53 @@ class ReplicaFollower:
 
     # --- the loop
     def _run(self) -> None:
+        """Follow until closed. A broker, Redis or Triton outage is waited out with back-off, never fatal:
+        a batch that fails to apply is read again from its first offset (the apply is idempotent)."""
+        backoff_s = 0.0
         try:
             self._consumer = self._assign()
             targets = self._consumer.end_offsets(list(self._consumer.assignment()))
-            while not self._stop.is_set():
-                polled = self._consumer.poll(timeout_ms=int(self.settings.replica_poll_timeout_s * 1000),
-                                             max_records=2000)
-                records = [rec for batch in polled.values() for rec in batch]
-                if records:
-                    self.apply(records)
-                elif not self.caught_up.is_set() and self._reached(targets):
-                    log.info("replica caught up: %d vectors, offsets %s", len(self.index), self.state.offsets)
-                    self.caught_up.set()
-                if time.monotonic() - self._snapshot_at >= self.settings.replica_snapshot_interval_s:
-                    self.snapshot()
-                if time.monotonic() - self._lag_at >= 5.0:
-                    self._update_lag()
-        except Exception as exc:  # kept for start()/health; the replica stops following
-            log.exception("replica follower stopped")
+        except Exception as exc:  # kept for start()/health: this replica cannot start following
+            log.exception("replica follower could not start")
             self.error = exc
+            return
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._step(targets)
+                    backoff_s, self.error = 0.0, None
+                except (KafkaError, DependencyUnavailable) as exc:
+                    backoff_s = min(5.0, max(0.2, backoff_s * 2))
+                    log.warning("replica follower: %s; retrying in %.1fs", exc, backoff_s)
+                    self.error = exc
+                    self._stop.wait(backoff_s)
         finally:
-            if self._consumer is not None:
-                self._consumer.close()
+            self._consumer.close()
+
+    def _step(self, targets: dict[TopicPartition, int]) -> None:
+        polled = self._consumer.poll(timeout_ms=int(self.settings.replica_poll_timeout_s * 1000), max_records=2000)
+        records = [rec for batch in polled.values() for rec in batch]
+        if records:
+            try:
+                self.apply(records)
+            except BaseException:
+                for tp, batch in polled.items():  # read the batch again after the outage
+                    self._consumer.seek(tp, min(rec.offset for rec in batch))
+                raise
+        elif not self.caught_up.is_set() and self._reached(targets):
+            log.info("replica caught up: %d vectors, offsets %s", len(self.index), self.state.offsets)
+            self.caught_up.set()
+        if time.monotonic() - self._snapshot_at >= self.settings.replica_snapshot_interval_s:
+            self.snapshot()
+        if time.monotonic() - self._lag_at >= 5.0:
+            self._update_lag()
 
     def _assign(self) -> KafkaConsumer:
         consumer = KafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
             client_id=f"replica-{self.replica_id}", request_timeout_ms=self.settings.kafka_request_timeout_ms,
             fetch_max_wait_ms=max(1, int(self.settings.replica_poll_timeout_s * 1000)),
+            reconnect_backoff_max_ms=self.settings.kafka_reconnect_backoff_max_ms,
         )
         topic = self.settings.kafka_vectors_topic
         deadline = time.monotonic() + 30
@@ -167,12 +187,11 @@ class ReplicaFollower:
         return self.snapshot_dir.name
 
     # --- applying records
-    def apply(self, raw_records) -> list[VectorRecord]:
-        """Apply polled Kafka records in order (newest version per item wins); returns what changed."""
-        latest: dict[str, tuple[VectorRecord, str]] = {}
-        base: dict[str, tuple[VectorRecord, str]] = {}  # per item, its newest vector or delete in this poll
+    def apply(self, raw_records) -> ApplyResult:
+        """Apply polled Kafka records through the versioned apply (newest version per item wins)."""
+        changes, offsets = [], dict(self.state.offsets)
         for raw in raw_records:
-            self.state.offsets[raw.partition] = max(self.state.offsets.get(raw.partition, 0), raw.offset + 1)
+            offsets[raw.partition] = max(offsets.get(raw.partition, 0), raw.offset + 1)
             try:
                 record = decode_record(raw.key, raw.value)
             except (ValueError, UnicodeDecodeError) as exc:
@@ -180,77 +199,30 @@ class ReplicaFollower:
                 SKIPPED.labels("unreadable").inc()
                 continue
             encoder = dict(raw.headers or []).get("encoder", b"").decode("utf-8")
-            held = latest.get(record.item_id)
-            if held is None or record.version >= held[0].version:
-                latest[record.item_id] = (record, encoder)
-            if not record.advance and (record.item_id not in base or record.version >= base[record.item_id][0].version):
-                base[record.item_id] = (record, encoder)
-        for item, (rec, _) in list(latest.items()):
-            # an advance on top of a vector of the same text in this same poll: that vector, at the advance's
-            # version (else the advance would be checked against the older text the index still holds)
-            under = base.get(item)
-            if (rec.advance and under is not None and under[0].vector is not None and under[0].doc is not None
-                    and under[0].version < rec.version and under[0].doc.text == rec.doc.text):
-                latest[item] = (VectorRecord(rec.item_id, rec.version, rec.event_ms, under[0].vector, rec.doc),
-                                under[1])
-        held = self.state.versions
-        fresh = [(rec, enc) for rec, enc in latest.values() if rec.version > held.version(stable_id(rec.item_id))]
-        SKIPPED.labels("stale").inc(len(latest) - len(fresh))
-        deletes = [rec for rec, _ in fresh if rec.deleted]
-        advances = [rec for rec, _ in fresh if rec.advance]
-        kept = [rec for rec in advances if held.holds_text(stable_id(rec.item_id), rec.doc.text)]
-        # an advance whose text this index does not hold is re-embedded (enc None: never "ours")
-        upserts = [(rec, enc) for rec, enc in fresh if not rec.deleted and not rec.advance]
-        upserts += [(rec, None) for rec in advances if not held.holds_text(stable_id(rec.item_id), rec.doc.text)]
-        if upserts:
-            self.index.upsert(np.array([stable_id(rec.item_id) for rec, _ in upserts], dtype=np.int64),
-                              self._vectors(upserts))
-        if deletes:
-            self.index.delete(np.array([stable_id(rec.item_id) for rec in deletes], dtype=np.int64))
+            changes.append(ItemChange(record.item_id, record.version, record.doc, deleted=record.deleted,
+                                      vector=record.vector, encoder=encoder or None, event_ms=record.event_ms))
+        result = apply_changes(changes, index=self.index, versions=self.state.versions, encoder=self.encoder,
+                               lexical=self.lexical)
+        self.state.offsets = offsets  # what a snapshot covers: only records applied
         if self.local_store:
-            self.store.put_items([rec.doc for rec, _ in upserts if rec.doc is not None] + [rec.doc for rec in kept])
-            self.store.delete_items([rec.item_id for rec in deletes], [rec.version for rec in deletes])
-        # the versions move after the index, so GET /v1/items never reports a version the index lacks
-        for rec, _ in upserts:
-            held.upserted(stable_id(rec.item_id), rec.version, None if rec.doc is None else rec.doc.text)
-        for rec in kept:
-            held.advanced(stable_id(rec.item_id), rec.version)
-        for rec in deletes:
-            held.deleted(stable_id(rec.item_id), rec.version)
-        if self.lexical is not None:  # titles of records without their document stay as they were
-            self.lexical.upsert([(rec.doc.item_id, rec.doc.title) for rec, _ in upserts if rec.doc is not None])
-            self.lexical.delete([rec.item_id for rec in deletes])
+            self.store.put_items([c.doc for c in result.applied if not c.deleted and c.doc is not None])
+            deletes = [c for c in result.applied if c.deleted]
+            self.store.delete_items([c.item_id for c in deletes], [c.version for c in deletes])
         now = time.time()
-        applied = [rec for rec, _ in fresh]
-        for rec in applied:
+        for change in result.applied:
             if self.local_store:
-                self.state.docs[rec.item_id] = (rec.version, rec.doc)
-            EVENT_AGE.observe(max(0.0, now - rec.event_ms / 1000))
-        APPLIED.labels("upsert").inc(len(upserts) - (len(advances) - len(kept)))
-        APPLIED.labels("advance").inc(len(advances))
-        APPLIED.labels("delete").inc(len(deletes))
-        EMBEDDINGS.labels("reused").inc(len(kept))
+                self.state.docs[change.item_id] = (change.version, change.doc)
+            if change.event_ms is not None:
+                EVENT_AGE.observe(max(0.0, now - change.event_ms / 1000))
+        SKIPPED.labels("stale").inc(result.stale)
+        SKIPPED.labels("no_document").inc(result.skipped)
+        APPLIED.labels("upsert").inc(len(result.upserted) - result.reused)
+        APPLIED.labels("advance").inc(result.reused)
+        APPLIED.labels("delete").inc(len(result.deleted))
         self._changed_since_snapshot = self._changed_since_snapshot or bool(raw_records)
-        if self.on_applied is not None and applied:
-            self.on_applied(applied, now)
-        return applied
-
-    def _vectors(self, upserts: list[tuple[VectorRecord, str | None]]) -> np.ndarray:
-        """The logged vectors; re-embedded here when they came from another encoder than ours (or none came)."""
-        vectors = np.zeros((len(upserts), self.index.dim), np.float32)
-        ours = self.encoder.model_version
-        other = []
-        for i, (rec, enc) in enumerate(upserts):
-            if enc == ours and rec.vector is not None and rec.vector.shape[0] >= self.index.dim:
-                vectors[i] = rec.vector[: self.index.dim]
-            else:
-                other.append(i)
-        if other:
-            vectors[other] = self.encoder.encode([upserts[i][0].doc.text for i in other], kind="item")
-        EMBEDDINGS.labels("logged").inc(len(upserts) - len(other))
-        EMBEDDINGS.labels("embedded").inc(len(other))
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, 1e-12)
+        if self.on_applied is not None and result.applied:
+            self.on_applied(result.applied, now)
+        return result
 
     # --- snapshots
     def snapshot(self) -> Path:

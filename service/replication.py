@@ -14,13 +14,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal, Protocol
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
-
-from service.errors import DependencyUnavailable, StaleVersion
+from service.errors import StaleVersion
 from service.runtime import Runtime, lexical_index_of
 from service.store.base import ItemDocument
 
@@ -59,12 +55,12 @@ class EmbeddedItemWriter:
         return StaleVersion(f"item {item_id!r}: version {version} is not newer than the stored version {stored}")
 
     def upsert(self, doc: ItemDocument) -> WriteReceipt:
-        if not self._runtime.apply_items(upserts=[doc]).upserted[0]:
+        if doc.item_id not in self._runtime.apply_items(upserts=[doc]).upserted:
             raise self._stale(doc.item_id, doc.version)
         return WriteReceipt(item_id=doc.item_id, version=doc.version, status="applied")
 
     def delete(self, item_id: str, version: int) -> WriteReceipt:
-        if not self._runtime.apply_items(deletes=[(item_id, version)]).deleted[0]:
+        if item_id not in self._runtime.apply_items(deletes=[(item_id, version)]).deleted:
             raise self._stale(item_id, version)
         return WriteReceipt(item_id=item_id, version=version, status="applied")
 
@@ -76,59 +72,14 @@ class _NoReplication:
         return None
 
 
-class KafkaItemWriter:
-    """Publishes each write as an item event keyed by item id; the indexer applies it.
-
-    A version that the store already holds (or exceeds) is refused here with ``StaleVersion``
-    so the caller gets its 409 at once; the indexer re-checks, because a newer write can race
-    in between. The call returns once the broker acknowledged the event (acks=all).
-    """
-
-    def __init__(self, runtime: Runtime, producer) -> None:
-        self._runtime = runtime
-        self._producer = producer
-        self._topic = runtime.settings.kafka_topic
-        self._timeout_s = runtime.settings.kafka_request_timeout_ms / 1000
-
-    def _check(self, item_id: str, version: int) -> None:
-        stored = self._runtime.store.item_version(item_id)
-        if stored is not None and version <= stored:
-            raise StaleVersion(f"item {item_id!r}: version {version} is not newer than the stored version {stored}")
-
-    def _publish(self, event) -> WriteReceipt:
-        from indexer.events import encode_event  # the event contract lives with its consumer
-
-        try:
-            self._producer.send(self._topic, key=event.item_id.encode("utf-8"),
-                                value=encode_event(event)).get(timeout=self._timeout_s)
-        except KafkaError as exc:
-            raise DependencyUnavailable(f"kafka: {exc}", retry_after_s=2) from exc
-        return WriteReceipt(item_id=event.item_id, version=event.version, status="published")
-
-    def upsert(self, doc: ItemDocument) -> WriteReceipt:
-        from indexer.events import UpsertEvent
-
-        self._check(doc.item_id, doc.version)
-        return self._publish(UpsertEvent(type="upsert", **doc.model_dump()))
-
-    def delete(self, item_id: str, version: int) -> WriteReceipt:
-        from indexer.events import DeleteEvent
-
-        self._check(item_id, version)
-        return self._publish(DeleteEvent(type="delete", item_id=item_id, version=version))
-
-
-@lru_cache(maxsize=4)
-def _producer(bootstrap: str):
-    """One producer per broker address for the process (KafkaProducer is thread-safe)."""
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, retries=5,
-                         client_id="shoprank-api")
-
-
 def item_writer(runtime: Runtime) -> ItemWriter:
     """The writer for this deployment (embedded until a Kafka bootstrap is configured)."""
     if runtime.settings.kafka_bootstrap:
-        return KafkaItemWriter(runtime, _producer(runtime.settings.kafka_bootstrap))
+        from service.stream.writer import KafkaItemWriter, shared_producer  # kafka-python only with Kafka
+
+        settings = runtime.settings
+        return KafkaItemWriter(runtime, shared_producer(settings.kafka_bootstrap, settings.kafka_request_timeout_ms,
+                                                        settings.kafka_reconnect_backoff_max_ms))
     return EmbeddedItemWriter(runtime)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm import tqdm
@@ -26,19 +26,12 @@ from service.inference.base import InferenceBackend
 from service.inference.factory import make_backend, make_encoder, make_first_phase, make_pair_scorer
 from service.inference.models import Encoder, FirstPhaseScorer, PairScorer
 from service.lexical import Bm25LexicalIndex, LexicalIndex, load_or_build
-from service.searchable import EMBEDDINGS, SearchableVersions
+from service.searchable import SearchableVersions
 from service.settings import Settings
 from service.store.base import ItemDocument, ItemStore
+from service.versioned_apply import ApplyResult, ItemChange, commit, is_newer, prepare
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    """Per input, in input order: whether the upsert / delete was newer than the store and applied."""
-
-    upserted: list[bool]
-    deleted: list[bool]
 
 
 @dataclass
@@ -77,60 +70,31 @@ class Runtime:
 
     def apply_items(self, *, upserts: Sequence[ItemDocument] = (),
                     deletes: Sequence[tuple[str, int]] = ()) -> ApplyResult:
-        """Apply item writes idempotently: stale versions are refused, upserts re-embedded.
+        """The embedded write path: the store's compare-and-set decides, then the item index follows.
 
-        An upsert whose text equals the text of the vector the index holds for the item (a price- or
-        attribute-only change) is stored and advances the searchable version without a model call.
-        Within one call the highest version per item decides the index. Serialised by a lock so that
-        the store's order of versions and the index's order of vectors cannot disagree when two
-        writers race on one item.
+        The versioned apply (``service/versioned_apply.py``) prepares first, so an encoder failure
+        changes nothing; an upsert whose text the index already holds (a price- or attribute-only change)
+        advances the version without a model call. Serialised by a lock so that the store's order of
+        versions and the index's order of vectors cannot disagree when two writers race on one item.
         """
-        upserted = [False] * len(upserts)
         with self._write_lock:
-            rows = [r for r, doc in enumerate(upserts) if _newer(self.store.item_version(doc.item_id), doc.version)]
-            docs = [upserts[r] for r in rows]
-            last: dict[str, int] = {}  # item → position of its highest version in docs (later wins a tie)
-            for j, doc in enumerate(docs):
-                if doc.item_id not in last or doc.version >= docs[last[doc.item_id]].version:
-                    last[doc.item_id] = j
-            fresh = {j for j in last.values()
-                     if not self.searchable.holds_text(stable_id(docs[j].item_id), docs[j].text)}
-            order = sorted(fresh)
-            vectors = self.encoder.encode([docs[j].text for j in order], kind="item")  # before any state changes
-            EMBEDDINGS.labels("embedded").inc(len(order))
-            stored = self.store.put_items(docs)
-            for j, ok in enumerate(stored):
-                upserted[rows[j]] = ok
-            won = {j for j in last.values() if stored[j]}
-            embed = [(j, vector) for j, vector in zip(order, vectors) if j in won]
-            if embed:
-                self.items.upsert(np.array([stable_id(docs[j].item_id) for j, _ in embed], dtype=np.int64),
-                                  np.stack([vector for _, vector in embed]))
-            for j in sorted(won):
-                vid = stable_id(docs[j].item_id)
-                if j in fresh:
-                    self.searchable.upserted(vid, docs[j].version, docs[j].text)
-                else:
-                    self.searchable.advanced(vid, docs[j].version)
-                    EMBEDDINGS.labels("reused").inc()
-            deleted = self.store.delete_items([d[0] for d in deletes], [d[1] for d in deletes]) if deletes else []
-            gone = [(stable_id(item_id), version) for (item_id, version), ok in zip(deletes, deleted) if ok]
-            if gone:
-                self.items.delete(np.array([vid for vid, _ in gone], dtype=np.int64))
-                for vid, version in gone:
-                    self.searchable.deleted(vid, version)
-            if self.lexical is not None:  # the lexical index follows the same writes
-                self.lexical.upsert([(docs[j].item_id, docs[j].title) for j in sorted(won)])
-                self.lexical.delete([item_id for (item_id, _), ok in zip(deletes, deleted) if ok])
-        return ApplyResult(upserted=upserted, deleted=list(deleted))
+            changes = [ItemChange(doc.item_id, doc.version, doc) for doc in upserts
+                       if is_newer(doc.version, self.store.item_version(doc.item_id))]
+            stale = len(upserts) - len(changes)
+            changes += [ItemChange(item_id, version, deleted=True) for item_id, version in deletes]
+            prepared = prepare(changes, versions=self.searchable, encoder=self.encoder, dim=self.items.dim)
+            docs = [c.doc for c in changes if not c.deleted]
+            stored = self.store.put_items(docs) if docs else []
+            removed = self.store.delete_items([d[0] for d in deletes], [d[1] for d in deletes]) if deletes else []
+            won = {doc.item_id for doc, ok in zip(docs, stored) if ok}
+            won |= {item_id for (item_id, _), ok in zip(deletes, removed) if ok}
+            result = commit(prepared, index=self.items, versions=self.searchable, lexical=self.lexical, only=won)
+        return replace(result, stale=stale + (len(deletes) - sum(removed)),
+                       not_stored=(len(stored) - sum(stored)))
 
     def close(self) -> None:
         self.store.close()
         self.backend.close()
-
-
-def _newer(stored: int | None, version: int) -> bool:
-    return stored is None or version > stored
 
 
 def make_store(settings: Settings) -> ItemStore:
@@ -161,11 +125,25 @@ def load_or_build_index(settings: Settings, *, name: str, meta: dict, build: Cal
         except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: FAISS could not read the bytes
             log.warning("%s index snapshot %s does not load (%s); rebuilding it", name, path, exc)
     ids, vectors = build()
-    index = make_index(settings)
+    index = make_index(settings, name=name)
     index.upsert(ids, vectors)
     index.snapshot(path, meta={**meta, "layout": index_layout(settings)})
     log.info("built %s index: %d vectors, snapshot %s", name, len(index), path)
     return index
+
+
+def seed_item_vectors(settings: Settings, encoder: Encoder, seed: Sequence[ItemDocument]) -> tuple:
+    """Ids and vectors of a fresh item index: embedded here, or read from ``settings.catalogue_vectors``
+    (the batch job's Parquet) for every seed item it holds a vector of the served encoder and same text for."""
+    def embed(texts: list[str]) -> np.ndarray:
+        return encode_all(encoder, texts, kind="item", batch=settings.index_build_batch, label="items")
+
+    if settings.catalogue_vectors is not None:
+        from service.catalogue_vectors import seed_vectors
+
+        return seed_vectors(settings.catalogue_vectors, seed, model_version=encoder.model_version,
+                            dim=encoder.dim, embed=embed)
+    return np.array([stable_id(d.item_id) for d in seed], dtype=np.int64), embed([d.text for d in seed])
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -180,8 +158,7 @@ def build_runtime(settings: Settings) -> Runtime:
     items = load_or_build_index(
         settings, name="items",
         meta={"encoder": encoder.model_version, "source": f"home-depot items limit={settings.catalogue_limit}"},
-        build=lambda: (np.array([stable_id(d.item_id) for d in seed], dtype=np.int64),
-                       encode_all(encoder, [d.text for d in seed], kind="item", batch=batch, label="items")))
+        build=lambda: seed_item_vectors(settings, encoder, seed))
     texts = {stable_id(text): text for text in catalogue.keyphrases}
     keyphrases = load_or_build_index(
         settings, name="keyphrases",

@@ -62,6 +62,11 @@ class SearchableVersions:
         """(version, text hash) for an index id; hash None = deleted at that version; None = never seen."""
         return self._entries.get(vid)
 
+    def held_version(self, vid: int) -> int | None:
+        """The newest version applied here, deletes included; None when the item was never seen."""
+        held = self._entries.get(vid)
+        return None if held is None else held[0]
+
     def version(self, vid: int, default: int = -1) -> int:
         """The newest version applied here, deletes included (what the follower compares records with)."""
         held = self._entries.get(vid)

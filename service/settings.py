@@ -35,6 +35,11 @@ DEFAULT_PROFILES: dict[str, WeightProfile] = {
 }
 
 
+PLACEHOLDER_API_KEYS = frozenset({"change-me", "changeme", "change_me", "placeholder", "secret", "password",
+                                  "api-key", "apikey", "example", "test", "xxx", "todo"})
+"""API keys that are templates' stand-ins, never a real secret (docker-compose.yml ships ``change-me``)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, with production-safe defaults for a laptop."""
 
@@ -84,9 +89,31 @@ class Settings(BaseSettings):
     # One, because each request searches one query and an OpenMP team fights ONNX Runtime's spinning
     # threads for the same cores (docs/indexing.md, "Search threads").
     index_search_threads: int = Field(1, ge=0)
+    # BLAS threads (numpy's and FAISS's OpenBLAS) per process, set once at start (service/threads.py); 0 keeps
+    # the libraries' default of every core, whose idle threads spin. One: a service's parallelism is across
+    # requests (docs/indexing.md, "Thread budgets")
+    blas_threads: int = Field(1, ge=0)
+    # where the indexes live (service/index/factory.py): in process memory (FAISS), or in Milvus
+    # (service/index/milvus_index.py; docs/indexing.md, "Milvus backend")
+    index_backend: Literal["faiss", "milvus"] = "faiss"
+    # a local path ending in .db = Milvus Lite embedded in this process; http(s)://host:19530 = a Milvus server or
+    # cluster; None = state_dir/milvus.db
+    milvus_uri: str | None = None
+    milvus_collection: str = "shoprank"  # collection name prefix: <prefix>_<items|keyphrases>_<generation>
+    milvus_token: str | None = None  # a server's credentials, "user:password" or an API key; unused by Milvus Lite
+    # Strong: a search sees every write acknowledged before it (what the NRT tests assume). On a server, Session
+    # gives the same to a process that both writes and reads through its one client, and waits less
+    milvus_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = "Strong"
+    # Milvus Lite searches its unflushed rows slowly (≈ 60 ms more per 1,000, docs/indexing.md): the index
+    # flushes once this many rows were written since the last flush; a server seals and indexes on its own
+    milvus_lite_flush_rows: int = Field(1000, ge=1)
     state_dir: Path = Path("var")
     data_dir: Path = Path("data")
     catalogue_limit: int | None = None
+    # Parquet written by `shoprank batch-embed` (service/catalogue_vectors.py): a fresh item index takes each seed
+    # item's vector from it when the row's model version is the served encoder's and its text is the seed's;
+    # the rest are embedded at start-up as without it
+    catalogue_vectors: Path | None = None
 
     # --- engines for scale (unset = in-process)
     kafka_bootstrap: str | None = None
@@ -102,12 +129,18 @@ class Settings(BaseSettings):
     readiness_timeout_s: float = Field(0.5, gt=0)
     readiness_cache_s: float = Field(1.0, ge=0)
     api_key: str | None = None
+    # `shoprank serve` with Kafka or Redis (a shared deployment) refuses to start without a real API key, so
+    # that writes are never open by accident; true says open writes are intended (a private test rig)
+    allow_open_writes: bool = False
 
     # --- near-real-time indexing (indexer worker and replica follower; docs/indexing.md)
     kafka_partitions: int = Field(4, ge=1)
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 2000
     kafka_request_timeout_ms: int = 10000
+    # the longest wait between reconnect attempts to a broker that went away (kafka-python's default grows to
+    # 30 s): every client here reconnects within a second of the broker coming back (tests/integration/test_outages.py)
+    kafka_reconnect_backoff_max_ms: int = Field(1000, ge=50)
     max_event_bytes: int = Field(16_384, ge=256)
     indexer_batch_max_events: int = Field(256, ge=1)
     indexer_batch_max_wait_s: float = Field(0.02, gt=0)
@@ -117,7 +150,6 @@ class Settings(BaseSettings):
     # kafka_partitions) scale better than more threads (docs/indexing.md, "Operating on bigger hosts")
     indexer_intra_op_threads: int = Field(1, ge=1)
     indexer_ort_allow_spinning: bool = False
-    indexer_recommendations: bool = True
     replica_id: str | None = None
     replica_snapshot_interval_s: float = Field(60.0, gt=0)
     replica_poll_timeout_s: float = Field(0.05, gt=0)
@@ -175,6 +207,27 @@ class Settings(BaseSettings):
     model_swap_poll_s: float = Field(5.0, ge=0)  # how often the watcher looks for new versions; 0 = off
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+
+    @property
+    def milvus_target(self) -> str:
+        """The Milvus URI the index backend uses: ``milvus_uri``, or Milvus Lite under ``state_dir``."""
+        return self.milvus_uri or str(self.state_dir / "milvus.db")
+
+    def open_writes_refusal(self) -> str | None:
+        """Why ``shoprank serve`` must not start with these settings (None: it may).
+
+        A deployment with Kafka or Redis is shared; its writes need a real ``SHOPRANK_API_KEY``, not none
+        and not a placeholder such as docker-compose's ``change-me``, unless ``SHOPRANK_ALLOW_OPEN_WRITES``
+        says open writes are intended."""
+        if self.allow_open_writes or not (self.kafka_bootstrap or self.redis_url):
+            return None
+        if self.api_key is None or not self.api_key.strip():
+            return ("SHOPRANK_API_KEY is unset, and Kafka or Redis is configured: set a key, or "
+                    "SHOPRANK_ALLOW_OPEN_WRITES=true if anyone may write")
+        if self.api_key.strip().lower() in PLACEHOLDER_API_KEYS:
+            return (f"SHOPRANK_API_KEY is the placeholder {self.api_key!r}: set a real key, or "
+                    "SHOPRANK_ALLOW_OPEN_WRITES=true if anyone may write")
+        return None
 
     @property
     def funnel_dim(self) -> int | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from pathlib import Path
 
 import typer
@@ -64,7 +63,6 @@ def train_ranker_command(
     multi-task ranker with the chosen routing."""
     from training.cross_encoder.train import RankerConfig, train_ranker_from_files
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
     verify_data(settings.data_dir)
     config = RankerConfig(**given(epochs=epochs, threads=threads, tasks=tasks.split(",") if tasks else None,
@@ -96,7 +94,6 @@ def train_student_command(
     """Bi-encoder student: MNRL on simulated clicks + contrastive on labels + KD, Matryoshka 384→64."""
     from training.biencoder.train import StudentConfig, train_student_from_files
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
     try:
         config = StudentConfig.preset(preset, max_train_seconds=max_seconds or None, use_clicks=clicks,
@@ -128,7 +125,6 @@ def train_adaptor_command(
     from training.biencoder.adaptor import AdaptorConfig, adapt_student
     from training.data import labelled_pairs, split_frame
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
     config = AdaptorConfig(catalogue_sample=catalogue_sample or None, threads=settings.intra_op_threads,
                            **given(weights=floats(weights), epochs=epochs, lr=lr, min_label=min_label, seed=seed))
@@ -167,7 +163,6 @@ def train_ranker_lite_command(
     """A cheaper second phase: the served ranker with layers dropped, distilled on its four logits."""
     from training.cross_encoder.distill import LiteConfig, distil_lite_ranker, load_targets, train_pairs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = LiteConfig(max_seconds=max_seconds or None, limit=limit or None,
                         threads=threads or Settings().intra_op_threads, init_from=str(init_from) if init_from else None,
                         **given(teacher=str(teacher) if teacher else None, loss=loss, epochs=epochs, lr=lr, seed=seed,
@@ -200,7 +195,6 @@ def train_recipe_command(
     """The whole recipe: ranker → distillation scores → student → ONNX export → parity → calibration → test table."""
     from training.recipe import PRESETS, run_recipe
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if preset not in PRESETS:
         raise typer.BadParameter(f"--preset must be one of {', '.join(PRESETS)}")
     settings = Settings()
@@ -235,7 +229,6 @@ def train_first_phase_command(
     from training.first_phase.step import FirstPhaseRun, train_first_phase
     from training.first_phase.train import FirstPhaseConfig
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings().model_copy(update={"model_repo": model_repo, "inference": "embedded"})
     verify_data(settings.data_dir)
     sizes = given(hidden=tuple(int(h) for h in hidden.split(",") if h) if hidden else None, epochs=epochs,
@@ -269,7 +262,6 @@ def train_item_tower_command(
     from training.item_tower.step import ship_item_tower, train_and_ship
     from training.item_tower.train import TowerConfig
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings().model_copy(update={"model_repo": model_repo, "inference": "embedded"})
     verify_data(settings.data_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -360,7 +352,6 @@ def eval_command(
 
         from training.evaluate.report import ReportConfig, build_report
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         command = "shoprank " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         result = build_report(settings, ReportConfig(out_dir=report, command=command, student=student, split=split))
         rows = [r for r in result.headline if r.ndcg10 is not None or r.rmse is not None]

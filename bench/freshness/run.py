@@ -39,13 +39,13 @@ sys.path.insert(0, str(ROOT))  # tests.integration.servers starts the real serve
 from kafka import KafkaProducer  # noqa: E402
 
 from bench.freshness.pacing import paced  # noqa: E402
-from indexer.events import UpsertEvent, encode_event  # noqa: E402
 from service.catalogue import load_catalogue  # noqa: E402
 from service.index.factory import index_layout  # noqa: E402
 from service.kafka_admin import ensure_topics  # noqa: E402
 from service.replication import start_replication  # noqa: E402
 from service.runtime import build_runtime  # noqa: E402
 from service.settings import Settings  # noqa: E402
+from service.stream.events import UpsertEvent, encode_event  # noqa: E402
 from tests.integration.servers import free_port, redis_server, tansu_broker  # noqa: E402
 
 WORDS = ("new", "pro", "2-pack", "heavy duty", "white", "black", "compact", "premium", "outdoor", "v2")

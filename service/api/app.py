@@ -19,9 +19,10 @@ from service.api.routes import demo, health, items, keyphrases, rank, retrieve
 from service.api.schemas import ErrorResponse, request_models
 from service.inference.metrics import INFERENCE_REGISTRY
 from service.logging import RequestContextMiddleware
-from service.replica_follower import REGISTRY as REPLICA_REGISTRY
 from service.runtime import Runtime, build_runtime
+from service.searchable import REGISTRY as REPLICA_REGISTRY
 from service.settings import Settings
+from service.threads import apply_thread_budget
 
 DESCRIPTION = """Online scoring with near-real-time indexing for e-commerce relevance.
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *,
                build: Callable[[Settings], Runtime] = build_runtime) -> FastAPI:
     """The API for ``settings`` (default: from the environment); ``build`` makes the runtime at start-up."""
     settings = settings or Settings()
+    apply_thread_budget(settings)
     app = FastAPI(title="ShopRank", version="1", description=DESCRIPTION, lifespan=lifespan,
                   responses={"4XX": {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
     holder = RuntimeHolder(build)

@@ -31,7 +31,7 @@ from service.settings import Settings
 from service.tasks import TASKS
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
-# Whitespace is Python's str.isspace() set, the one item events use (indexer/events.py: titles and ids are
+# Whitespace is Python's str.isspace() set, the one item events use (service/stream/events.py: titles and ids are
 # stripped / must not be blank), spelled with \uXXXX escapes that Python, Rust (pydantic-core) and ECMAScript
 # regexes all read alike (their \s sets differ). Texts are checked against their limits first and stripped after,
 # so the schema's maxLength and pattern are exactly what is enforced.

@@ -33,7 +33,8 @@ def make_encoder(backend: InferenceBackend, settings: Settings) -> Encoder | Two
     The tower is used only when its card says it was distilled from exactly the encoder version served:
     a tower of another encoder would put items in a space the queries are not in."""
     encoder = Encoder(backend, settings.model_repo, settings.encoder_model, max_tokens=settings.item_max_tokens,
-                      sub_batch=settings.inference_sub_batch, dim=settings.embedding_dim)
+                      sub_batch=settings.inference_sub_batch, dim=settings.embedding_dim,
+                      query_max_tokens=settings.query_max_tokens)
     name = settings.item_encoder_model
     if not name:
         return encoder

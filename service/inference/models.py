@@ -79,11 +79,16 @@ class _RepoModel:
 
 
 class Encoder(_RepoModel):
-    """Texts → L2-normalised embeddings, cut to the served Matryoshka dimension."""
+    """Texts → L2-normalised embeddings, cut to the served Matryoshka dimension.
 
-    def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, dim: int) -> None:
+    Items are cut at ``max_tokens``, queries at ``query_max_tokens`` (when given): a search box's text is
+    short, and a 256-character query must not cost an item's encode."""
+
+    def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, dim: int,
+                 query_max_tokens: int | None = None) -> None:
         super().__init__(backend, repo, model, max_tokens=max_tokens, sub_batch=sub_batch)
         self.dim = dim
+        self.query_max_tokens = query_max_tokens or max_tokens
 
     @property
     def zero_shot(self) -> bool:
@@ -100,7 +105,9 @@ class Encoder(_RepoModel):
             return np.zeros((0, self.dim), dtype=np.float32)
         prefix = self.card.get("prefixes", {}).get(kind, "")
         texts = [prefix + t for t in texts] if prefix else list(texts)
-        return matryoshka_cut(self._run_sorted(self.tokenizer(), texts, None)["embedding"], self.dim)
+        tokenizer = self.tokenizer() if kind == "item" else _tokenizer(
+            self.repo / self.model / self.version / "tokenizer.json", self.query_max_tokens)
+        return matryoshka_cut(self._run_sorted(tokenizer, texts, None)["embedding"], self.dim)
 
 
 class TwoTowerEncoder:

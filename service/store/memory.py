@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from service.catalogue import stable_id
 from service.store.base import CachedRecommendations, ItemDocument
+from service.versioned_apply import is_newer
 
 
 class MemoryStore:
@@ -25,8 +26,7 @@ class MemoryStore:
         self._recs: dict[str, CachedRecommendations] = {}
 
     def _is_newer(self, item_id: str, version: int) -> bool:
-        stored = self._versions.get(item_id)
-        return stored is None or version > stored
+        return is_newer(version, self._versions.get(item_id))
 
     def get_items(self, item_ids: list[str]) -> list[ItemDocument | None]:
         with self._lock:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from indexer.events import DeleteEvent, UpsertEvent, encode_event
 from service.kafka_admin import ensure_topics
 from service.settings import Settings
+from service.stream.events import DeleteEvent, UpsertEvent, encode_event
 from service.vector_log import VectorRecord, decode_record
 
 ROOT = Path(__file__).resolve().parents[2]

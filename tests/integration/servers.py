@@ -72,21 +72,26 @@ def tansu_binary() -> str:
 
 
 @contextlib.contextmanager
-def tansu_broker(*, timeout_s: float = 30.0) -> Iterator[str]:
-    """Run Tansu with in-memory storage; yields the bootstrap address ``127.0.0.1:PORT``."""
-    port = free_port()
+def tansu_broker(*, timeout_s: float = 30.0, port: int | None = None,
+                 advertised_port: int | None = None) -> Iterator[str]:
+    """Run Tansu with in-memory storage; yields the bootstrap address ``127.0.0.1:PORT``.
+
+    ``advertised_port``: the port Tansu tells clients to connect to (a proxy in front of it); the yielded
+    address is then the proxy's, and readiness is checked through it."""
+    port = port or free_port()
     address = f"127.0.0.1:{port}"
+    advertised = f"127.0.0.1:{advertised_port or port}"
     workdir = Path(tempfile.mkdtemp(prefix="tansu-"))
     log = workdir / "tansu.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [tansu_binary(), "broker", "--listener-url", f"tcp://{address}",
-             "--advertised-listener-url", f"tcp://{address}", "--storage-engine", "memory://tansu/"],
+             "--advertised-listener-url", f"tcp://{advertised}", "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
         )
     try:
-        _wait("tansu", lambda: _kafka_answers(address), proc, log, timeout_s=timeout_s)
-        yield _address(address, proc)
+        _wait("tansu", lambda: _kafka_answers(advertised), proc, log, timeout_s=timeout_s)
+        yield _address(advertised, proc)
     finally:
         _stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -130,3 +135,37 @@ def redis_server(*, timeout_s: float = 15.0) -> Iterator[str]:
     finally:
         _stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class DurableRedis:
+    """A redis-server with its append-only file fsynced on every write, restartable on the same port and data.
+
+    ``stop`` is a clean shutdown (SIGTERM: Redis finishes the AOF), ``kill`` is SIGKILL; ``start`` brings it back
+    from the AOF. The outage tests restart it under a write stream."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="redis-aof-"))
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *, timeout_s: float = 15.0) -> DurableRedis:
+        log = self.workdir / "redis.log"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [redis_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "yes",
+                 "--appendfsync", "always", "--dir", str(self.workdir)],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+        _wait("redis-server", lambda: redis.Redis.from_url(self.url, socket_timeout=1).ping(), self.process, log,
+              timeout_s=timeout_s)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

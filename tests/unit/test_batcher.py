@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from indexer.batcher import Batcher, Consumed
-from indexer.events import DeleteEvent, UpsertEvent
+from service.stream.events import DeleteEvent, UpsertEvent
 
 
 class Clock:

@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from indexer.events import DeleteEvent, EventLimits, InvalidEvent, UpsertEvent, decode_event, encode_event
+from service.stream.events import (
+    DeleteEvent,
+    EventLimits,
+    InvalidEvent,
+    UpsertEvent,
+    decode_event,
+    encode_event,
+)
 
 LIMITS = EventLimits(max_event_bytes=2048, max_text_chars=100, max_attributes=3)
 

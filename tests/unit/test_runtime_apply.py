@@ -50,10 +50,10 @@ def nearest(rt: Runtime, title: str) -> str | None:
 
 def test_upserts_are_versioned_and_stale_ones_are_not_encoded() -> None:
     rt = runtime()
-    assert rt.apply_items(upserts=[doc("a", 2, "red chair"), doc("b", 1, "blue lamp")]).upserted == [True, True]
+    assert rt.apply_items(upserts=[doc("a", 2, "red chair"), doc("b", 1, "blue lamp")]).upserted == ["a", "b"]
     rt.encoder.seen.clear()
     result = rt.apply_items(upserts=[doc("a", 1, "stale chair"), doc("a", 3, "green chair")])
-    assert result.upserted == [False, True] and rt.encoder.seen == ["green chair"]
+    assert result.upserted == ["a"] and result.stale == 1 and rt.encoder.seen == ["green chair"]
     assert len(rt.items) == 2 and nearest(rt, "green chair") == "a"
     assert rt.store.get_items(["a"])[0].title == "green chair"
 
@@ -71,6 +71,7 @@ def test_deletes_remove_vectors_and_leave_tombstones() -> None:
     rt = runtime()
     rt.apply_items(upserts=[doc("a", 1, "red chair"), doc("b", 1, "blue lamp")])
     result = rt.apply_items(upserts=[doc("a", 2, "red chair v2")], deletes=[("a", 3), ("b", 1), ("never", 1)])
-    assert result.upserted == [True] and result.deleted == [True, False, True]
+    # per item, its newest change in the call is what the result reports: "a" ends deleted at 3
+    assert result.upserted == [] and result.deleted == ["a", "never"] and result.stale == 1
     assert len(rt.items) == 1 and nearest(rt, "blue lamp") == "b"
-    assert rt.apply_items(upserts=[doc("a", 3, "back again")]).upserted == [False]
+    assert rt.apply_items(upserts=[doc("a", 3, "back again")]).upserted == []

@@ -16,7 +16,6 @@ import pytest
 
 from indexer.apply import apply_batch
 from indexer.batcher import Batch, Consumed
-from indexer.events import DeleteEvent, UpsertEvent
 from service.catalogue import stable_id
 from service.index.exact import ExactIndex
 from service.replica_follower import ReplicaFollower
@@ -24,6 +23,7 @@ from service.searchable import SearchableVersions, text_hash
 from service.settings import Settings
 from service.store.base import ItemDocument
 from service.store.memory import MemoryStore
+from service.stream.events import DeleteEvent, UpsertEvent
 from service.vector_log import VectorRecord, decode_record, encode_record
 from tests.unit.test_runtime_apply import DIM, HashEncoder, doc, runtime
 
@@ -156,7 +156,7 @@ def test_embedded_writes_advance_without_encoding_when_the_text_is_unchanged() -
     assert rt.searchable.searchable_version("a") == 1
     rt.encoder.seen.clear()
     priced = ItemDocument(item_id="a", version=2, title="red chair", price=3.0, attributes={"colour": "red"})
-    assert rt.apply_items(upserts=[priced]).upserted == [True]
+    assert rt.apply_items(upserts=[priced]).upserted == ["a"]
     assert rt.encoder.seen == [] and rt.searchable.searchable_version("a") == 2
     assert rt.store.get_items(["a"])[0].price == 3.0
     # two versions in one call: the highest decides, even when an earlier one changed the text

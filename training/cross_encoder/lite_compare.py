@@ -19,6 +19,7 @@ import numpy as np
 
 from service.inference.factory import make_backend
 from service.inference.models import PairScorer
+from service.logging import configure_logging
 from service.settings import Settings
 from training.data import labelled_pairs, split_frame
 from training.evaluate.metrics import pearson_r, rmse
@@ -103,8 +104,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--no-quality", action="store_true")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
+    configure_logging(settings)
     scorers = {"served": scorer_for(args.repo or settings.model_repo, settings)}
     for repo in args.lite_repo:
         scorers[str(repo)] = scorer_for(repo, settings)

@@ -1,0 +1,34 @@
+"""Each process's thread budget for the native libraries that keep their own pools.
+
+ONNX Runtime's threads are set per session (``intra_op_threads`` / ``indexer_intra_op_threads``) and
+FAISS's OpenMP team per searching thread (``index_search_threads``). The BLAS libraries under numpy and
+FAISS (OpenBLAS, two copies) start one thread per core on their own, and their idle threads spin: a
+hybrid retrieve's 800 × 384 shortlist rescore went multi-threaded and cost 2× the CPU of one thread for
+no faster answer (docs/indexing.md, "Thread budgets"). A service runs one request per thread, so its
+parallelism is across requests, and BLAS gets ``blas_threads`` (1 by default) in every process.
+
+threadpoolctl does the work (it finds every loaded BLAS and calls its own ``set_num_threads``); this
+module only decides when: once at process start, after numpy and FAISS are loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def apply_thread_budget(settings: Settings) -> None:
+    """Cap every loaded BLAS library at ``settings.blas_threads`` threads (0 = leave the libraries' default)."""
+    if settings.blas_threads <= 0:
+        return
+    import faiss  # noqa: F401 - loaded first so that its OpenBLAS copy is capped too
+    import numpy  # noqa: F401
+
+    threadpool_limits(limits=settings.blas_threads, user_api="blas")
+    log.info("thread budget: BLAS %d thread(s) in %s", settings.blas_threads,
+             sorted({info["filepath"].rsplit("/", 1)[-1] for info in threadpool_info() if info["user_api"] == "blas"}))
