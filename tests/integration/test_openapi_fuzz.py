@@ -25,7 +25,7 @@ from tests.integration.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 1
-EXAMPLES_PER_OPERATION = 300  # × 8 operations, and the coverage and stateful phases on top: > 2,000 cases
+EXAMPLES_PER_OPERATION = 400  # × 8 operations (fewer for those with a small input space), plus the coverage and stateful phases: > 2,000 cases
 KEY = "fuzz-key"
 
 
