@@ -21,7 +21,7 @@ the log. The caller commits Kafka offsets only after ``apply_batch`` returns.
 Skipping the model is safe even when the stored document is not the text a replica holds (a crash
 between steps 3 and 4 followed by a re-delivered batch whose last version reverts the text; a replica
 bootstrapped from a compacted log): each replica compares the advance's text with the text of the
-vector *its* index holds and re-embeds on a mismatch (``service/replica_follower.py``), so the worst
+vector *its* index holds and re-embeds on a mismatch (``service/stream/follower.py``), so the worst
 case is a model call in a replica, never a wrong vector.
 """
 
@@ -35,7 +35,7 @@ import numpy as np
 from indexer.batcher import Batch, Consumed
 from service.store.base import ItemDocument, ItemStore
 from service.stream.events import DeleteEvent, UpsertEvent
-from service.vector_log import VectorRecord
+from service.stream.vector_log import VectorRecord
 from service.versioned_apply import ApplyResult, is_newer
 
 

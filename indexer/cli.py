@@ -79,7 +79,7 @@ def produce_sample(
     from indexer.consumer import make_producer
     from indexer.sample import produce, sample_events
     from service.catalogue import load_catalogue
-    from service.kafka_admin import ensure_topics
+    from service.stream.topics import ensure_topics
 
     settings = Settings()
     ensure_topics(settings)

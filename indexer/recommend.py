@@ -26,7 +26,7 @@ from service import pipelines
 from service.runtime import Runtime
 from service.settings import Settings
 from service.store.base import CachedRecommendations
-from service.vector_log import decode_record
+from service.stream.vector_log import decode_record
 from service.versioned_apply import ItemChange, is_newer, newest_per_item
 
 log = logging.getLogger(__name__)

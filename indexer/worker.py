@@ -163,9 +163,9 @@ def build_worker(settings: Settings, *, client_id: str | None = None) -> Indexer
 
     from indexer.consumer import make_consumer, make_producer
     from service.inference.factory import make_backend, make_encoder
-    from service.kafka_admin import ensure_topics
     from service.store.redis_store import RedisStore
-    from service.vector_log import VectorLogPublisher
+    from service.stream.topics import ensure_topics
+    from service.stream.vector_log import VectorLogPublisher
 
     if not settings.kafka_bootstrap or not settings.redis_url:
         raise ValueError("the indexer needs SHOPRANK_KAFKA_BOOTSTRAP and SHOPRANK_REDIS_URL "

@@ -5,7 +5,7 @@ is started by the API's lifespan and keeps this process's index following the it
 Without ``SHOPRANK_KAFKA_BOOTSTRAP`` both are embedded: writes apply directly through
 ``Runtime.apply_items`` and there is nothing to follow. With it, writes are published to
 ``item-updates`` as the same events the stream carries (the indexer applies them), and each
-replica follows the compacted vector log into its own index (``replica_follower``;
+replica follows the compacted vector log into its own index (``service.stream.follower``;
 design in docs/indexing.md).
 """
 
@@ -108,8 +108,8 @@ def start_replication(runtime: Runtime, *, wait_s: float | None = 120.0,
     settings = runtime.settings
     if not settings.kafka_bootstrap:
         return _NoReplication()
-    from service.kafka_admin import ensure_topics
-    from service.replica_follower import ReplicaFollower
+    from service.stream.follower import ReplicaFollower
+    from service.stream.topics import ensure_topics
 
     ensure_topics(settings)
     follower = ReplicaFollower(settings=settings, index=runtime.items, store=runtime.store,

@@ -6,7 +6,7 @@ index from its snapshot when that snapshot was made by the same encoder from the
 (its sidecar meta), else encodes and snapshots it. ``Runtime.apply_items`` is the embedded write
 path for item changes: version check, re-embed (skipped when the text the index holds is unchanged),
 index update, then ``runtime.searchable`` (what ``GET /v1/items/{id}`` reports). With Kafka the replica
-follower (``service/replica_follower.py``) changes the index and the same map instead.
+follower (``service/stream/follower.py``) changes the index and the same map instead.
 """
 
 from __future__ import annotations

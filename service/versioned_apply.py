@@ -5,7 +5,7 @@ Four paths change what ShopRank holds for an item, and they share this module:
 - the **indexer** (``indexer/apply.py``) decides which events reach the vector log and the store
   (``is_newer`` against the store's versions);
 - the **embedded writer** (``Runtime.apply_items``: ``PUT`` / ``DELETE`` without Kafka) and the **replica
-  follower** (``service/replica_follower.py``: vector-log records) change a process's item index with
+  follower** (``service/stream/follower.py``: vector-log records) change a process's item index with
   ``prepare`` then ``commit``;
 - the **model swap's catch-up** (``service/model_swap.py``) brings a re-embedded index up to the writes
   made meanwhile, with the same two steps against the new index's own versions.

@@ -41,11 +41,11 @@ from kafka import KafkaProducer  # noqa: E402
 from bench.freshness.pacing import paced  # noqa: E402
 from service.catalogue import load_catalogue  # noqa: E402
 from service.index.factory import index_layout  # noqa: E402
-from service.kafka_admin import ensure_topics  # noqa: E402
 from service.replication import start_replication  # noqa: E402
 from service.runtime import build_runtime  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.stream.events import UpsertEvent, encode_event  # noqa: E402
+from service.stream.topics import ensure_topics  # noqa: E402
 from tests.integration.servers import free_port, redis_server, tansu_broker  # noqa: E402
 
 WORDS = ("new", "pro", "2-pack", "heavy duty", "white", "black", "compact", "premium", "outdoor", "v2")

@@ -1,6 +1,6 @@
-"""The batch output onto the vector log, so that every service replica takes it (``service/replica_follower.py``).
+"""The batch output onto the vector log, so that every service replica takes it (``service/stream/follower.py``).
 
-Each row becomes an upsert record (``service.vector_log``: vector as float32, the document, the row's version, the
+Each row becomes an upsert record (``service.stream.vector_log``: vector as float32, the document, the row's version, the
 encoder header = the row's model version), sent by the Spark tasks themselves (one acks=all producer per task)
 so publishing scales with the executors. With ``previous`` only rows that differ from it (item, version, text
 hash or model) are sent: after a diff run, what was embedded. A replica applies a record whose version is newer
@@ -26,7 +26,7 @@ def _publish_partition(rows, *, config: dict, event_ms: int, batch: int, sent) -
     from indexer.consumer import make_producer
     from service.catalogue_vectors import unpack_vectors
     from service.store.base import ItemDocument
-    from service.vector_log import VectorLogPublisher, VectorRecord
+    from service.stream.vector_log import VectorLogPublisher, VectorRecord
 
     settings = Settings(**config)
     producer = make_producer(settings, client_id="batch-embed-publish")
@@ -54,7 +54,7 @@ def _publish_partition(rows, *, config: dict, event_ms: int, batch: int, sent) -
 
 def publish(spark, settings: Settings, vectors: Path, *, previous: Path | None = None, batch: int = 1000) -> int:
     """Send the rows of ``vectors`` (those not in ``previous`` as they are) to the vector log; returns how many."""
-    from service.kafka_admin import ensure_topics
+    from service.stream.topics import ensure_topics
 
     if not settings.kafka_bootstrap:
         raise ValueError("publishing needs SHOPRANK_KAFKA_BOOTSTRAP")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from service.kafka_admin import ensure_topics
 from service.settings import Settings
 from service.stream.events import DeleteEvent, UpsertEvent, encode_event
-from service.vector_log import VectorRecord, decode_record
+from service.stream.topics import ensure_topics
+from service.stream.vector_log import VectorRecord, decode_record
 
 ROOT = Path(__file__).resolve().parents[2]
 

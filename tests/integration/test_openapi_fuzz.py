@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bench.endpoints import start_server
-from service.kafka_admin import ensure_topics
+from service.stream.topics import ensure_topics
 from tests.integration.nrt_helpers import nrt_settings
 from tests.integration.servers import free_port
 

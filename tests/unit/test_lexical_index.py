@@ -16,7 +16,7 @@ from service.lexical import Bm25LexicalIndex, load_or_build
 from service.ranking.fusion import reciprocal_rank_fusion
 from service.runtime import Runtime
 from service.store.base import ItemDocument
-from service.vector_log import VectorRecord
+from service.stream.vector_log import VectorRecord
 from tests.unit.test_runtime_apply import HashEncoder, doc, runtime
 from tests.unit.test_searchable import follower, raw
 

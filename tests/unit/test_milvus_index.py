@@ -24,7 +24,7 @@ from service.index.milvus_index import MilvusIndex, client_for
 from service.runtime import load_or_build_index
 from service.settings import Settings
 from service.store.base import ItemDocument
-from service.vector_log import VectorRecord
+from service.stream.vector_log import VectorRecord
 from tests.unit.test_runtime_apply import DIM, HashEncoder
 from tests.unit.test_searchable import follower, raw
 

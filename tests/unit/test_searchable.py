@@ -18,13 +18,13 @@ from indexer.apply import apply_batch
 from indexer.batcher import Batch, Consumed
 from service.catalogue import stable_id
 from service.index.exact import ExactIndex
-from service.replica_follower import ReplicaFollower
 from service.searchable import SearchableVersions, text_hash
 from service.settings import Settings
 from service.store.base import ItemDocument
 from service.store.memory import MemoryStore
 from service.stream.events import DeleteEvent, UpsertEvent
-from service.vector_log import VectorRecord, decode_record, encode_record
+from service.stream.follower import ReplicaFollower
+from service.stream.vector_log import VectorRecord, decode_record, encode_record
 from tests.unit.test_runtime_apply import DIM, HashEncoder, doc, runtime
 
 

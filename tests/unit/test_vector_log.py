@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.store.base import ItemDocument
-from service.vector_log import VectorRecord, decode_record, encode_record
+from service.stream.vector_log import VectorRecord, decode_record, encode_record
 
 
 def test_upsert_and_delete_round_trip() -> None:

@@ -36,7 +36,7 @@ from service.index.snapshots import write_atomic
 from service.searchable import REGISTRY, SearchableVersions
 from service.settings import Settings
 from service.store.base import ItemDocument, ItemStore
-from service.vector_log import decode_record
+from service.stream.vector_log import decode_record
 from service.versioned_apply import ApplyResult, ItemChange, apply_changes
 
 log = logging.getLogger(__name__)
