@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the CPU build that lies on this machine kind's disk (any other spelling pulls CUDA builds).
 TORCH := torch==2.13.0
 
-.PHONY: run serve prepare install install-serve lint test system-deps compose-check demo-screenshot bench eval report students rankers ranker-full recipe recipe-quick clean
+.PHONY: run serve prepare install install-serve lint test system-deps compose-check crash-suite demo-screenshot bench eval report students rankers ranker-full recipe recipe-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,14 @@ lint: install
 test: install system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 	$(MAKE) compose-check
+
+# The full crash suite of issue 20 (CI runs 3 indexer trials and 1 replica trial of 2,000 events): 20 kill -9 trials
+# of the indexer and 5 of a serving replica, each at a random point of a 10,000-event stream (≈ 40 min on 2 cores).
+crash-suite: install system-deps
+	SHOPRANK_CRASH_TRIALS=20 SHOPRANK_CRASH_EVENTS=10000 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/integration/test_indexer_crash.py -k kill_9
+	SHOPRANK_REPLICA_CRASH_TRIALS=5 SHOPRANK_REPLICA_CRASH_EVENTS=10000 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/integration/test_replica_crash.py
 
 eval: install
 	$(BIN)/shoprank eval

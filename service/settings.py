@@ -190,16 +190,6 @@ class Settings(BaseSettings):
     # titles written since the last bm25s build that trigger a background rebuild (≈ 7 s for 54,667 titles)
     lexical_rebuild_after: int = Field(2000, ge=1)
 
-    # --- training: LLM teacher for `shoprank label` (any OpenAI-compatible /v1/chat/completions)
-    teacher_base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, OpenAI); unset = human labels
-    teacher_model: str = "gpt-4o-mini"
-    teacher_api_key: str | None = None
-    teacher_concurrency: int = Field(8, ge=1)
-    teacher_timeout_s: float = Field(30.0, gt=0)
-    teacher_max_retries: int = Field(5, ge=0)
-    teacher_backoff_s: float = Field(0.5, ge=0)  # first retry delay; doubles per attempt (with jitter)
-    teacher_cache_path: Path = Path("artifacts/teacher_cache.sqlite")
-
     # --- Triton client, hot model swap and logs (docs/serving.md)
     triton_retry_backoff_s: float = Field(0.05, ge=0)  # first retry delay; doubles per attempt
     triton_retry_after_s: int = Field(2, ge=1)  # Retry-After sent with the 503 when Triton is down

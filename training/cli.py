@@ -302,12 +302,12 @@ def label_command(
 ) -> None:
     """LLM teacher labels from an OpenAI-compatible endpoint (SHOPRANK_TEACHER_BASE_URL / _MODEL / _API_KEY)."""
     from training.labels.run import label_split
+    from training.labels.settings import TeacherSettings
 
     if mode != "none" and not target:
         raise typer.BadParameter("--mode reweight/rethreshold needs --target shares")
     shares = tuple(float(x) for x in target.split(",")) if target else None
-    settings = Settings()
-    report = label_split(settings=settings, data_dir=settings.data_dir, split=split, out_path=out,
+    report = label_split(teacher=TeacherSettings(), data_dir=Settings().data_dir, split=split, out_path=out,
                          limit=limit or None, target=shares, mode=mode)
     typer.echo(report)
 

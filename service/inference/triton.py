@@ -102,6 +102,9 @@ class TritonBackend:
         try:
             meta = self._call(f"metadata of {model!r}", self._client.get_model_metadata, model)
         except (InferenceServerException, _VersionGone) as exc:
+            if model in self._served:  # it served this model: a server shutting down or unloading, not a wrong name
+                raise DependencyUnavailable(f"Triton at {self.url} has no ready version of {model!r} right now: {exc}",
+                                            retry_after_s=self._retry_after_s) from exc
             raise NotFound(f"Triton at {self.url} does not serve model {model!r}: {exc}") from exc
         versions = sorted(int(v) for v in meta.versions if v.isdigit())
         if not versions:

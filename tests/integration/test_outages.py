@@ -25,7 +25,7 @@ import pytest
 
 from service.api.app import create_app
 from tests.conftest import serving
-from tests.integration.nrt_helpers import nrt_settings, running_indexer
+from tests.integration.nrt_helpers import nrt_settings, read_topic, running_indexer
 from tests.integration.servers import DurableRedis, free_port, tansu_broker
 from tests.integration.tcp_proxy import TcpProxy
 
@@ -128,3 +128,44 @@ def test_acknowledged_writes_survive_redis_restart_broker_cut_and_hang(model_rep
     finally:
         proxy.close()
         redis.close()
+
+
+def test_acknowledged_writes_survive_triton_stop_and_start(kafka_bootstrap, redis_url, triton, triton_repo,
+                                                           tmp_path) -> None:
+    """Triton stops under a write stream where the API and the indexer both infer through it: writes are
+    still acknowledged (they only need the broker), the indexer retries the same batch until Triton is back
+    (nothing dead-lettered, nothing committed unapplied), and every acknowledged write becomes searchable."""
+    settings = nrt_settings(kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, model_repo=triton_repo,
+                            state_dir=tmp_path, replica_id=f"triton-outage-{time.time_ns()}", inference="triton",
+                            triton_url=triton.grpc_url, triton_retries=1, triton_timeout_s=30.0,
+                            readiness_cache_s=0, model_swap_poll_s=0)
+    with serving(create_app(settings)) as client, running_indexer(settings):
+        try:
+            with WriteStream(client) as stream:
+                time.sleep(3)
+                stream.phase = "triton down"
+                triton.stop()
+                time.sleep(2)
+                down_ready = client.get("/readyz")
+                time.sleep(2)
+                triton.start()  # same ports; nothing else restarts
+                stream.phase = "after triton"
+                time.sleep(3)
+        finally:
+            if not triton.running:
+                triton.start()
+        statuses = {status for _, status, _, _ in stream.answers}
+        assert statuses <= {202, 503}, f"answers other than 202 / 503: {statuses}"
+        assert down_ready.status_code == 503 and "Triton" in down_ready.text, down_ready.text
+        assert 202 in stream.by_phase("triton down"), "writes need only the broker: acknowledged while Triton is down"
+        assert 202 in stream.by_phase("after triton")
+        acknowledged = stream.acknowledged()
+        deadline = time.monotonic() + 120
+        while (missing := [i for i in acknowledged if not searchable(client, i)]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        answers = {item: client.get(f"/v1/items/{item}").text[:200] for item in missing[:3]}
+        assert not missing, f"{len(missing)} acknowledged writes not searchable after Triton came back, e.g. {answers}"
+        assert read_topic(settings, settings.kafka_dlq_topic, idle_s=1.0) == [], "an outage is not a bad event"
+        assert client.get("/readyz").status_code == 200
+        print(f"Triton outage: {len(stream.answers)} writes, {len(acknowledged)} acknowledged "
+              f"({stream.by_phase('triton down').count(202)} while Triton was down), all searchable after it returned")

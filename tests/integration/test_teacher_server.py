@@ -166,18 +166,18 @@ def test_label_split_end_to_end_from_settings(judge, tmp_path):
     import json
     from pathlib import Path
 
-    from service.settings import Settings
     from training.labels.run import label_split
+    from training.labels.settings import TeacherSettings
 
-    settings = Settings(teacher_base_url=judge.base_url, teacher_model="judge-model", teacher_api_key=API_KEY,
-                        teacher_concurrency=4, teacher_backoff_s=0.01, teacher_cache_path=tmp_path / "cache.sqlite")
+    teacher = TeacherSettings(base_url=judge.base_url, model="judge-model", api_key=API_KEY, concurrency=4,
+                              backoff_s=0.01, cache_path=tmp_path / "cache.sqlite")
     out = tmp_path / "labels" / "validation.parquet"
     data = Path(__file__).resolve().parents[2] / "data"
-    report = label_split(settings=settings, data_dir=data, split="validation", out_path=out, limit=12, progress=False)
+    report = label_split(teacher=teacher, data_dir=data, split="validation", out_path=out, limit=12, progress=False)
     labels = pd.read_parquet(out)
     assert len(labels) == 12 == report["judged"] and labels["soft"].all()
     assert json.loads(out.with_suffix(".json").read_text())["distribution_hard"] == report["distribution_hard"]
     assert set(report["human_distribution_hard"]) == {"irrelevant", "partial", "exact"}
     with pytest.raises(TeacherError, match="SHOPRANK_TEACHER_BASE_URL"):
-        label_split(settings=Settings(teacher_cache_path=tmp_path / "c2.sqlite"), data_dir=data, split="validation",
+        label_split(teacher=TeacherSettings(base_url=None, cache_path=tmp_path / "c2.sqlite"), data_dir=data, split="validation",
                     out_path=tmp_path / "x.parquet", limit=1, progress=False)

@@ -97,6 +97,10 @@ class TritonServer:
         finally:
             client.close()
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None
+
     def stop(self) -> None:
         if self._proc is not None:
             _stop(self._proc, timeout_s=15.0)

@@ -5,25 +5,35 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from service.settings import Settings
+from training.labels.settings import TeacherSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("service", "indexer", "training")
 
 
-def product_sources() -> str:
-    files = [path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
-             if path != ROOT / "service" / "settings.py"]
+def product_sources(*, besides: Path) -> str:
+    files = [path for package in PACKAGES for path in (ROOT / package).rglob("*.py") if path != besides]
     return "\n".join(path.read_text() for path in files)
 
 
-def test_every_setting_is_read_by_the_product() -> None:
-    text = product_sources()
-    settings_py = (ROOT / "service" / "settings.py").read_text()
+@pytest.mark.parametrize(("settings_class", "defined_in"), [
+    (Settings, ROOT / "service" / "settings.py"),
+    (TeacherSettings, ROOT / "training" / "labels" / "settings.py"),
+])
+def test_every_setting_is_read_by_the_product(settings_class, defined_in: Path) -> None:
+    text = product_sources(besides=defined_in)
+    own = defined_in.read_text()
     unread = []
-    for name in Settings.model_fields:
+    for name in settings_class.model_fields:
         # settings.x / self.settings.x, or the name as a string (model_copy updates, field lists)
         pattern = rf"\.{name}\b|[\"']{name}[\"']"
-        if not re.search(pattern, text) and not re.search(rf"self\.{name}\b", settings_py):
+        if not re.search(pattern, text) and not re.search(rf"self\.{name}\b", own):
             unread.append(name)
-    assert not unread, f"settings read nowhere in {PACKAGES}: {unread}"
+    assert not unread, f"{settings_class.__name__} fields read nowhere in {PACKAGES}: {unread}"
+
+
+def test_training_settings_stay_out_of_the_service() -> None:
+    assert not [name for name in Settings.model_fields if name.startswith("teacher_")]

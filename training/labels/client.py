@@ -23,6 +23,7 @@ from tqdm.asyncio import tqdm as async_tqdm
 from service.errors import ShopRankError
 from training.labels.cache import JudgementCache, judgement_key
 from training.labels.prompt import PROMPT_VERSION, build_messages, parse_answer, soft_label_from_logprobs
+from training.labels.settings import TeacherSettings
 
 RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
@@ -93,12 +94,12 @@ class TeacherClient:
         self._rng = random.Random(seed)
 
     @classmethod
-    def from_settings(cls, settings, *, cache: JudgementCache | None = None) -> TeacherClient:
-        if not settings.teacher_base_url:
+    def from_settings(cls, teacher: TeacherSettings, *, cache: JudgementCache | None = None) -> TeacherClient:
+        if not teacher.base_url:
             raise TeacherError("no teacher endpoint: set SHOPRANK_TEACHER_BASE_URL (the shipped models use human labels)")
-        return cls(base_url=settings.teacher_base_url, model=settings.teacher_model, api_key=settings.teacher_api_key,
-                   concurrency=settings.teacher_concurrency, timeout_s=settings.teacher_timeout_s,
-                   max_retries=settings.teacher_max_retries, backoff_s=settings.teacher_backoff_s, cache=cache)
+        return cls(base_url=teacher.base_url, model=teacher.model, api_key=teacher.api_key,
+                   concurrency=teacher.concurrency, timeout_s=teacher.timeout_s,
+                   max_retries=teacher.max_retries, backoff_s=teacher.backoff_s, cache=cache)
 
     def _key(self, pair: PairToJudge) -> str:
         return judgement_key(model=self.model, prompt_version=PROMPT_VERSION, query=pair.query,

@@ -25,6 +25,7 @@ from service.ranking.ordinal import cumulative_targets
 from training.labels.cache import JudgementCache
 from training.labels.client import PairToJudge, TeacherClient
 from training.labels.distribution import label_distribution, rethreshold_to_target, reweight_to_target
+from training.labels.settings import TeacherSettings
 
 log = logging.getLogger(__name__)
 Adjust = Literal["none", "reweight", "rethreshold"]
@@ -91,11 +92,7 @@ def label_pairs(*, pairs: pd.DataFrame, client: TeacherClient, target=None, mode
     return labels, report
 
 
-def open_cache(settings) -> JudgementCache:
-    return JudgementCache(settings.teacher_cache_path)
-
-
-def label_split(*, settings, data_dir: Path, split: str, out_path: Path, limit: int | None = None, seed: int = 13,
+def label_split(*, teacher: TeacherSettings, data_dir: Path, split: str, out_path: Path, limit: int | None = None, seed: int = 13,
                 target=None, mode: Adjust = "none", progress: bool = True) -> dict:
     """``shoprank label``: judge a split's (query, title) pairs with the configured LLM; write labels + report.
 
@@ -107,9 +104,9 @@ def label_split(*, settings, data_dir: Path, split: str, out_path: Path, limit: 
     pairs = split_frame(labelled_pairs(data_dir), split)
     if limit:
         pairs = pairs.sample(n=min(limit, len(pairs)), random_state=seed).reset_index(drop=True)
-    cache = open_cache(settings)
+    cache = JudgementCache(teacher.cache_path)
     try:
-        labels, report = label_pairs(pairs=pairs, client=TeacherClient.from_settings(settings, cache=cache),
+        labels, report = label_pairs(pairs=pairs, client=TeacherClient.from_settings(teacher, cache=cache),
                                      target=target, mode=mode, progress=progress)
     finally:
         cache.close()
