@@ -21,12 +21,12 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from service.settings import Settings
+from service.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
-def make_consumer(settings: Settings, *, client_id: str) -> KafkaConsumer:
+def make_consumer(settings: KafkaSettings, *, client_id: str) -> KafkaConsumer:
     """A group member of ``settings.kafka_group`` (not yet subscribed); records stay raw bytes."""
     return KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -42,7 +42,7 @@ def make_consumer(settings: Settings, *, client_id: str) -> KafkaConsumer:
     )
 
 
-def make_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
+def make_producer(settings: KafkaSettings, *, client_id: str) -> KafkaProducer:
     """acks=all, small linger: vector records and dead letters are durable when ``flush`` returns."""
     return KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,

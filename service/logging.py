@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.settings import Settings
+from service.settings import ServerSettings
 
 request_id_var: ContextVar[str | None] = ContextVar("shoprank_request_id", default=None)
 
@@ -52,7 +52,7 @@ class JsonFormatter(logging.Formatter):
 JsonFormatter.converter = time.gmtime
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: ServerSettings) -> None:
     """Route every logger through one stderr handler in the configured format (idempotent).
 
     The level is the more verbose of ``SHOPRANK_LOG_LEVEL`` and what the root logger already has

@@ -40,37 +40,59 @@ PLACEHOLDER_API_KEYS = frozenset({"change-me", "changeme", "change_me", "placeho
 """API keys that are templates' stand-ins, never a real secret (docker-compose.yml ships ``change-me``)."""
 
 
-class Settings(BaseSettings):
-    """Everything configurable, with production-safe defaults for a laptop."""
+class ServerSettings(BaseModel):
+    """The HTTP process: where it listens, who may write, what /readyz checks, logs."""
 
-    model_config = SettingsConfigDict(env_prefix="SHOPRANK_", extra="ignore")
-
-    # --- where the API listens
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
+    api_key: str | None = None
+    # `shoprank serve` with Kafka or Redis (a shared deployment) refuses to start without a real API key, so
+    # that writes are never open by accident; true says open writes are intended (a private test rig)
+    allow_open_writes: bool = False
+    # /readyz checks each configured dependency (Redis, the broker, Triton) within this time, at most once per
+    # readiness_cache_s (service/readiness.py)
+    readiness_timeout_s: float = Field(0.5, gt=0)
+    readiness_cache_s: float = Field(1.0, ge=0)
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
 
-    # --- inference seam
+
+class InferenceSettings(BaseModel):
+    """The inference seam: which backend runs the models, which models, their thread budget and input cuts."""
+
     inference: Literal["embedded", "triton"] = "embedded"
     triton_url: str = "127.0.0.1:8001"
     triton_timeout_s: float = 5.0
     triton_retries: int = 2
+    triton_retry_backoff_s: float = Field(0.05, ge=0)  # first retry delay; doubles per attempt
+    triton_retry_after_s: int = Field(2, ge=1)  # Retry-After sent with the 503 when Triton is down
+    triton_reconnect_backoff_s: float = Field(1.0, gt=0)  # longest gRPC reconnect back-off after an outage
     model_repo: Path = Path("model_repo")
     encoder_model: str = "encoder"
     # items (catalogue build, indexer, replicas) go through this smaller tower distilled from the encoder when
     # the repository has it for the served encoder version (training/item_tower/); "" = the encoder for both
     item_encoder_model: str = "item_encoder"
     ranker_model: str = "ranker"
+    first_phase_model: str = "first_phase"  # off when the repository has none trained on the served encoder
+    model_swap_poll_s: float = Field(5.0, ge=0)  # how often the watcher looks for new versions; 0 = off
     intra_op_threads: int = 2
     # True: idle ONNX Runtime threads spin-wait for the next op. Off by default: spinning threads of the API and
     # the indexer burn the cores each other need (docs/indexing.md, "Why reads slowed indexing", measured)
     ort_allow_spinning: bool = False
+    # BLAS threads (numpy's and FAISS's OpenBLAS) per process, set once at start (service/threads.py); 0 keeps
+    # the libraries' default of every core, whose idle threads spin. One: a service's parallelism is across
+    # requests (docs/indexing.md, "Thread budgets")
+    blas_threads: int = Field(1, ge=0)
     inference_sub_batch: int = 32
     query_max_tokens: int = 32
     item_max_tokens: int = 64
     pair_max_tokens: int = 64
 
-    # --- index seam
+
+class IndexSettings(BaseModel):
+    """The index seam: vectors, the ANN index and its backend, the catalogue it starts from, where state lives."""
+
     embedding_dim: int = 384
     index_kind: Literal["flat", "ivf", "hnsw"] = "flat"
     # Matryoshka funnel (service/index/funnel.py): the ANN index holds this cut and its shortlist of
@@ -89,10 +111,6 @@ class Settings(BaseSettings):
     # One, because each request searches one query and an OpenMP team fights ONNX Runtime's spinning
     # threads for the same cores (docs/indexing.md, "Search threads").
     index_search_threads: int = Field(1, ge=0)
-    # BLAS threads (numpy's and FAISS's OpenBLAS) per process, set once at start (service/threads.py); 0 keeps
-    # the libraries' default of every core, whose idle threads spin. One: a service's parallelism is across
-    # requests (docs/indexing.md, "Thread budgets")
-    blas_threads: int = Field(1, ge=0)
     # where the indexes live (service/index/factory.py): in process memory (FAISS), or in Milvus
     # (service/index/milvus_index.py; docs/indexing.md, "Milvus backend")
     index_backend: Literal["faiss", "milvus"] = "faiss"
@@ -115,25 +133,15 @@ class Settings(BaseSettings):
     # the rest are embedded at start-up as without it
     catalogue_vectors: Path | None = None
 
-    # --- engines for scale (unset = in-process)
+
+class KafkaSettings(BaseModel):
+    """The broker seam: topics, clients, the indexer worker and the replica follower (docs/indexing.md)."""
+
     kafka_bootstrap: str | None = None
     kafka_topic: str = "item-updates"
     kafka_dlq_topic: str = "item-updates.dlq"
     kafka_vectors_topic: str = "item-vectors"
     kafka_group: str = "shoprank-indexer"
-    redis_url: str | None = None
-    redis_prefix: str = "shoprank:"
-    redis_timeout_s: float = 2.0
-    # /readyz checks each configured dependency (Redis, the broker, Triton) within this time, at most once per
-    # readiness_cache_s (service/readiness.py)
-    readiness_timeout_s: float = Field(0.5, gt=0)
-    readiness_cache_s: float = Field(1.0, ge=0)
-    api_key: str | None = None
-    # `shoprank serve` with Kafka or Redis (a shared deployment) refuses to start without a real API key, so
-    # that writes are never open by accident; true says open writes are intended (a private test rig)
-    allow_open_writes: bool = False
-
-    # --- near-real-time indexing (indexer worker and replica follower; docs/indexing.md)
     kafka_partitions: int = Field(4, ge=1)
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 2000
@@ -154,7 +162,18 @@ class Settings(BaseSettings):
     replica_snapshot_interval_s: float = Field(60.0, gt=0)
     replica_poll_timeout_s: float = Field(0.05, gt=0)
 
-    # --- request limits (validated at the edge)
+
+class RedisSettings(BaseModel):
+    """The store seam: unset ``redis_url`` = the in-process store."""
+
+    redis_url: str | None = None
+    redis_prefix: str = "shoprank:"
+    redis_timeout_s: float = 2.0
+
+
+class LimitsSettings(BaseModel):
+    """Request limits, validated at the edge (a request past them gets a 4xx)."""
+
     max_text_chars: int = 512
     max_query_chars: int = 256
     max_k: int = 200
@@ -162,15 +181,15 @@ class Settings(BaseSettings):
     max_attributes: int = 64
     max_item_id_chars: int = 128
 
-    # --- ranking / keyphrases
+
+class RankingSettings(BaseModel):
+    """Ranking, keyphrases, phased ranking and hybrid retrieval (docs/serving.md)."""
+
     profiles: dict[str, WeightProfile] = Field(default_factory=lambda: dict(DEFAULT_PROFILES))
     # None = the floor calibrated for the served ranker version (its card); a number overrides it
     keyphrase_min_relevance: float | None = Field(None, ge=0, le=1)
     keyphrase_candidates_factor: int = Field(3, ge=1)
     keyphrase_cache_k: int = Field(20, ge=1)  # recommendations cached per item (requests with k ≤ this hit the cache)
-
-    # --- phased ranking (service/ranking/phases.py, docs/serving.md "Phased ranking")
-    first_phase_model: str = "first_phase"  # off when the repository has none trained on the served encoder
     # candidates the cross-encoder re-scores after the first phase (0 = first phase only); chosen on the
     # validation split (training/evaluate/phase_curve.py); a request's `rerank_depth` overrides it
     rerank_depth: int = Field(10, ge=0)
@@ -179,8 +198,6 @@ class Settings(BaseSettings):
     # pairs at 0.38× the full cross-encoder's p50, over the 0.35× target (docs/serving.md, "Phased ranking")
     keyphrase_rerank_depth: int | None = Field(15, ge=0)
     pair_cache_size: int = Field(10_000, ge=0)  # LRU of ranker outputs per (version, task, query, title); 0 = off
-
-    # --- hybrid retrieval (service/lexical.py, pipelines.retrieve; docs/serving.md "Hybrid retrieval")
     # /v1/retrieve's mode when a request names none, and the reciprocal-rank-fusion constant: both chosen on the
     # validation split by bench/hybrid_retrieval.py
     retrieval_mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
@@ -190,13 +207,15 @@ class Settings(BaseSettings):
     # titles written since the last bm25s build that trigger a background rebuild (≈ 7 s for 54,667 titles)
     lexical_rebuild_after: int = Field(2000, ge=1)
 
-    # --- Triton client, hot model swap and logs (docs/serving.md)
-    triton_retry_backoff_s: float = Field(0.05, ge=0)  # first retry delay; doubles per attempt
-    triton_retry_after_s: int = Field(2, ge=1)  # Retry-After sent with the 503 when Triton is down
-    triton_reconnect_backoff_s: float = Field(1.0, gt=0)  # longest gRPC reconnect back-off after an outage
-    model_swap_poll_s: float = Field(5.0, ge=0)  # how often the watcher looks for new versions; 0 = off
-    log_format: Literal["json", "text"] = "json"
-    log_level: str = "INFO"
+
+class Settings(BaseSettings, ServerSettings, InferenceSettings, IndexSettings, KafkaSettings, RedisSettings,
+               LimitsSettings, RankingSettings):
+    """Everything configurable, with production-safe defaults for a laptop: one object, its fields grouped.
+
+    The groups are plain models merged here, so every environment name stays ``SHOPRANK_<FIELD>`` and every
+    reader keeps ``settings.<field>``; a component that needs one group can say so in its signature."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPRANK_", extra="ignore")
 
     @property
     def milvus_target(self) -> str:

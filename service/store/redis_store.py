@@ -23,7 +23,7 @@ import redis
 
 from service.catalogue import stable_id
 from service.errors import DependencyUnavailable
-from service.settings import Settings
+from service.settings import RedisSettings
 from service.store.base import CachedRecommendations, ItemDocument
 
 # ARGV: prefix, then (item_id, version, doc_json, vector_id) per item. Returns 1/0 per item.
@@ -86,7 +86,7 @@ return 0
 class RedisStore:
     """The ``ItemStore`` protocol on one Redis database; safe to share across processes."""
 
-    def __init__(self, settings: Settings, *, chunk: int = 500) -> None:
+    def __init__(self, settings: RedisSettings, *, chunk: int = 500) -> None:
         if not settings.redis_url:
             raise ValueError("RedisStore needs SHOPRANK_REDIS_URL")
         timeout_s = settings.redis_timeout_s

@@ -11,10 +11,10 @@ from __future__ import annotations
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from service.settings import Settings
+from service.settings import KafkaSettings
 
 
-def ensure_topics(settings: Settings, *, timeout_s: float = 10.0) -> list[str]:
+def ensure_topics(settings: KafkaSettings, *, timeout_s: float = 10.0) -> list[str]:
     """Create any missing topic; returns the names created now."""
     if not settings.kafka_bootstrap:
         raise ValueError("SHOPRANK_KAFKA_BOOTSTRAP is not set")

@@ -37,3 +37,13 @@ def test_every_setting_is_read_by_the_product(settings_class, defined_in: Path) 
 
 def test_training_settings_stay_out_of_the_service() -> None:
     assert not [name for name in Settings.model_fields if name.startswith("teacher_")]
+
+
+def test_every_setting_belongs_to_exactly_one_group() -> None:
+    """Settings defines no field of its own: each sits in one group (server, inference, index, kafka, redis,
+    limits, ranking), and no name is claimed by two."""
+    groups = [base for base in Settings.__mro__[1:] if base.__name__.endswith("Settings") and base.__module__ ==
+              Settings.__module__]
+    names = [name for group in groups for name in group.model_fields]
+    assert len(groups) == 7
+    assert sorted(names) == sorted(Settings.model_fields), "a field outside the groups, or one in two groups"

@@ -26,7 +26,7 @@ def blas_pools(threads: int | None) -> list[tuple[str, int]]:
     # and thread variables other tests or libraries set (OMP_NUM_THREADS, ...) must not leak into it
     out = subprocess.run([sys.executable, "-c", SCRIPT.format(threads=threads)], check=True, capture_output=True,
                          text=True, cwd=ROOT, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}).stdout
-    return [tuple(pool) for pool in json.loads(out.strip().splitlines()[-1])]
+    return sorted(tuple(pool) for pool in json.loads(out.strip().splitlines()[-1]))  # load order varies
 
 
 def test_every_blas_library_gets_the_budget():
