@@ -11,7 +11,10 @@ bm25s has no incremental update, and rebuilding it over the 54,667 catalogue tit
   every base row whose item was since changed or deleted (bm25s' ``weight_mask``);
 - a **delta**: the titles written since the base was built, scored exactly on the fly with the BM25
   formula and the base's corpus statistics (document count, mean length, document frequencies), so a
-  title scores in the delta as it would in the base (``test_lexical_index.py`` checks this).
+  title scores in the delta as it would in the base (``test_lexical_index.py`` checks this). The delta
+  keeps its own postings (word → titles holding it), so a search touches only the delta titles that share
+  a word with the query: scanning every delta title cost 8.5 ms per search at 2,000 titles (0.9 ms with
+  an empty delta), under the lock the replica's writes wait on.
 
 A write changes the mask and the delta under a lock: microseconds, and searchable when it returns. When
 the delta reaches ``rebuild_after`` titles a background thread builds a new base over the live titles and
@@ -101,7 +104,7 @@ class Bm25LexicalIndex:
         self.rebuild_after = rebuild_after
         self.background = background
         self._base = _Base.build(list(self._live.items()))
-        self._delta: dict[str, list[str]] = {}
+        self._delta = _Delta()
         self._touched: set[str] | None = None  # ids written while a rebuild runs (None: none running)
         self._rebuilding: threading.Thread | None = None
         self.rebuilds = 0
@@ -116,7 +119,7 @@ class Bm25LexicalIndex:
                     continue
                 self._live[item_id] = title
                 self._unbase(item_id)
-                self._delta[item_id] = toks
+                self._delta.put(item_id, toks)
                 if self._touched is not None:
                     self._touched.add(item_id)
             due = len(self._delta) >= self.rebuild_after and self._rebuilding is None
@@ -128,7 +131,7 @@ class Bm25LexicalIndex:
             for item_id in item_ids:
                 self._live.pop(item_id, None)
                 self._unbase(item_id)
-                self._delta.pop(item_id, None)
+                self._delta.pop(item_id)
                 if self._touched is not None:
                     self._touched.add(item_id)
 
@@ -159,10 +162,7 @@ class Bm25LexicalIndex:
                 rows, scores = base.retriever.retrieve([words], k=min(k, base.n), show_progress=False,
                                                        weight_mask=base.mask, n_threads=1)
                 hits = [(base.ids[r], float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
-            for item_id, toks in self._delta.items():
-                score = _bm25(words, toks, base)
-                if score > 0:
-                    hits.append((item_id, score))
+            hits.extend(self._delta.scores(words, base))
         hits.sort(key=lambda hit: (-hit[1], hit[0]))  # ties by id: the same answer whatever the write order
         return hits[:k]
 
@@ -185,7 +185,7 @@ class Bm25LexicalIndex:
                 row = base.row_of.get(item_id)
                 if row is not None:
                     base.mask[row] = 0.0
-            self._delta = {item_id: self._delta[item_id] for item_id in touched if item_id in self._delta}
+            self._delta = self._delta.only(touched)
             self._base = base
         self.rebuilds += 1
         self.last_rebuild_s = time.perf_counter() - started
@@ -250,6 +250,47 @@ class Bm25LexicalIndex:
         thread = self._rebuilding
         if thread is not None:
             thread.join(timeout_s)
+
+
+class _Delta:
+    """The titles written since the base was built, with postings so that a search visits only the titles
+    sharing a query word. Not thread-safe: the index's lock guards it. Hand-written because bm25s has no
+    incremental index (module docstring)."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, list[str]] = {}
+        self._postings: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def put(self, item_id: str, tokens: list[str]) -> None:
+        self.pop(item_id)
+        self._docs[item_id] = tokens
+        for word in set(tokens):
+            self._postings.setdefault(word, set()).add(item_id)
+
+    def pop(self, item_id: str) -> None:
+        tokens = self._docs.pop(item_id, None)
+        for word in set(tokens or ()):
+            holders = self._postings[word]
+            holders.discard(item_id)
+            if not holders:
+                del self._postings[word]
+
+    def only(self, item_ids: Iterable[str]) -> _Delta:
+        """A new delta holding just these of its titles (what stays after a rebuild)."""
+        kept = _Delta()
+        for item_id in item_ids:
+            if item_id in self._docs:
+                kept.put(item_id, self._docs[item_id])
+        return kept
+
+    def scores(self, words: Sequence[str], base: _Base) -> list[tuple[str, float]]:
+        """``(item_id, BM25)`` of every delta title sharing a word with ``words``, as ``_bm25`` scores it."""
+        matching = set().union(*(self._postings.get(word, ()) for word in words))
+        scored = ((item_id, _bm25(words, self._docs[item_id], base)) for item_id in matching)
+        return [(item_id, score) for item_id, score in scored if score > 0]
 
 
 def _bm25(words: Sequence[str], doc: Sequence[str], base: _Base, *, k1: float = 1.5, b: float = 0.75) -> float:

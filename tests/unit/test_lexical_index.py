@@ -142,3 +142,32 @@ def test_a_seed_snapshot_restores_the_same_index_and_only_for_the_same_titles(tm
     caplog.clear()
     other = load_or_build(tmp_path / "lexical", [*TITLES[:-1], ("6", "garden hose cart")])  # other titles: rebuilt
     assert "restored" not in caplog.text and ids(other.search("cart", 5)) == ["6"]
+
+
+def test_the_delta_postings_find_what_a_scan_of_every_delta_title_finds() -> None:
+    """The delta's postings are an index, not a filter: after writes, rewrites and deletes a search returns
+    exactly the scores of scoring every live delta title (the formula the delta had before postings)."""
+    import random
+
+    from service.lexical import _bm25, tokenize
+
+    rng = random.Random(3)
+    words = ["drill", "cordless", "hammer", "oak", "vanity", "hose", "reel", "bit", "set", "kit", "red", "steel"]
+    index = Bm25LexicalIndex(TITLES, rebuild_after=10_000, background=False)
+    live: dict[str, str] = {}
+    for step in range(600):
+        item_id = f"d{rng.randrange(150)}"
+        if rng.random() < 0.15:
+            index.delete([item_id])
+            live.pop(item_id, None)
+        else:
+            title = " ".join(rng.choices(words, k=rng.randint(1, 5)))
+            index.upsert([(item_id, title)])
+            live[item_id] = title
+        if step % 50 == 0:
+            for query in ("cordless drill", "red hammer kit", "steel reel", "oak"):
+                query_words = list(dict.fromkeys(tokenize([query])[0]))
+                expected = {i: s for i, t in live.items()
+                            if (s := _bm25(query_words, tokenize([t])[0], index._base)) > 0}
+                found = {i: s for i, s in index.search(query, k=1_000) if i.startswith("d")}
+                assert found == expected
