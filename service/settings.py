@@ -76,7 +76,10 @@ class InferenceSettings(BaseModel):
     ranker_model: str = "ranker"
     first_phase_model: str = "first_phase"  # off when the repository has none trained on the served encoder
     model_swap_poll_s: float = Field(5.0, ge=0)  # how often the watcher looks for new versions; 0 = off
-    intra_op_threads: int = 2
+    # the API's ONNX Runtime threads per inference call. One: its parallelism is across concurrent requests, and
+    # on a 2-core host the indexer needs the other core; 2 made every read cost 17–47 % more CPU and doubled the
+    # readers' p99 under updates (docs/indexing.md, "Freshness as a user sees it"). Raise it for latency at low load
+    intra_op_threads: int = Field(1, ge=1)
     # True: idle ONNX Runtime threads spin-wait for the next op. Off by default: spinning threads of the API and
     # the indexer burn the cores each other need (docs/indexing.md, "Why reads slowed indexing", measured)
     ort_allow_spinning: bool = False
