@@ -7,7 +7,8 @@ worker runs beside it. Meanwhile:
 - **the broker is cut off**: a TCP proxy in front of Tansu (which also advertises the proxy) drops every
   connection and refuses new ones for a few seconds, then accepts again. Tansu keeps its data in memory,
   so a real broker restart would lose its topics; the cut is what the clients see of one;
-- **the broker hangs**: SIGSTOP, then SIGCONT.
+- **the broker hangs**: SIGSTOP, then SIGCONT;
+- **Triton stops and starts** (its own test) under an API and an indexer that both infer through it.
 
 Every write must be answered 202 (acknowledged: the event is in the broker) or 503 (refused with a reason);
 never a 5xx of another kind, and never a 202 whose item does not become searchable after recovery. Nothing
