@@ -69,7 +69,7 @@ test: install system-deps lint
 	$(MAKE) compose-check
 
 # The full crash suite of issue 20 (CI runs 3 indexer trials and 1 replica trial of 2,000 events): 20 kill -9 trials
-# of the indexer and 5 of a serving replica, each at a random point of a 10,000-event stream (≈ 40 min on 2 cores).
+# of the indexer and 5 of a serving replica, each at a random point of a 10,000-event stream (13.5 min on 2 cores, 2026-12-04).
 crash-suite: install system-deps
 	SHOPRANK_CRASH_TRIALS=20 SHOPRANK_CRASH_EVENTS=10000 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 	  tests/integration/test_indexer_crash.py -k kill_9

@@ -40,18 +40,20 @@ CONFIGS = {"funnel 64->384 x8 (default)": {},
 
 
 def start_server(name: str, env_extra: dict[str, str], port: int, timeout_s: float = 900,
-                 state: Path | None = None) -> subprocess.Popen:
-    """``shoprank serve`` on loopback with its own state dir (default ``var/bench/endpoints/<name>``);
-    returns once /readyz says 200."""
+                 state: Path | None = None, log: Path | None = None) -> subprocess.Popen:
+    """``shoprank serve`` on loopback with its own state dir (default ``var/bench/endpoints/<name>``) and its
+    output appended to ``log`` (default: discarded); returns once /readyz says 200."""
     state = state or ROOT / "var" / "bench" / "endpoints" / name.split()[0]
     env = {**os.environ, "SHOPRANK_PORT": str(port), "SHOPRANK_STATE_DIR": str(state),
            "SHOPRANK_LOG_LEVEL": "WARNING", **env_extra}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "shoprank"), "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("ab") if log else open(os.devnull, "wb") as out:  # the child keeps its own copy
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "shoprank"), "serve"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if proc.poll() is not None:
-            raise RuntimeError(f"{name}: shoprank serve exited with {proc.returncode}")
+            tail = log.read_text()[-3000:] if log else ""
+            raise RuntimeError(f"{name}: shoprank serve exited with {proc.returncode}\n{tail}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/readyz")

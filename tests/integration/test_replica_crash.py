@@ -19,13 +19,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.endpoints import start_server
 from service.catalogue import stable_id
 from service.index.factory import restore_index
 from service.searchable import SearchableVersions
@@ -39,7 +39,6 @@ pytestmark = pytest.mark.integration
 
 REPLICA_CRASH_TRIALS = int(os.environ.get("SHOPRANK_REPLICA_CRASH_TRIALS", "1"))
 REPLICA_CRASH_EVENTS = int(os.environ.get("SHOPRANK_REPLICA_CRASH_EVENTS", "2000"))
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -48,38 +47,16 @@ def state_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("replica-crash-state")
 
 
-def get(port: int, path: str, timeout_s: float = 10.0) -> tuple[int, dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-        return response.status, (json.loads(body) if body else {})
-    finally:
-        conn.close()
-
-
 def start_replica(settings: Settings, port: int, log_path: Path) -> subprocess.Popen:
     """``shoprank serve`` following the vector log; returns once /readyz says 200 (caught up)."""
     env = settings_env(settings) | {
-        "SHOPRANK_PORT": str(port), "SHOPRANK_REPLICA_ID": settings.replica_id,
+        "SHOPRANK_REPLICA_ID": settings.replica_id,
         "SHOPRANK_REPLICA_SNAPSHOT_INTERVAL_S": str(settings.replica_snapshot_interval_s),
         "SHOPRANK_CATALOGUE_LIMIT": str(settings.catalogue_limit), "SHOPRANK_API_KEY": "crash-test-key",
         "SHOPRANK_LOG_LEVEL": "INFO",
     }
-    log = log_path.open("ab")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "shoprank"), "serve"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-
-    def ready() -> bool:
-        assert proc.poll() is None, log_path.read_text()[-3000:]
-        try:
-            return get(port, "/readyz", timeout_s=2)[0] == 200
-        except OSError:
-            return False
-
-    wait_until(ready, timeout_s=600, every_s=0.5, what=f"replica on :{port} ready")
-    return proc
+    return start_server(f"replica {settings.replica_id}", env, port, timeout_s=600, state=settings.state_dir,
+                        log=log_path)
 
 
 def mismatched(port: int, final: dict[str, tuple[int, str | None]], item_ids: list[str]) -> list[str]:
