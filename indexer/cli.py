@@ -6,6 +6,7 @@ Settings come from the environment (``SHOPRANK_*``) as everywhere else.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -39,6 +40,8 @@ def run_indexer(
     settings = Settings()
     configure_logging(settings)  # SHOPRANK_LOG_FORMAT / _LOG_LEVEL, as the API
     apply_thread_budget(settings)
+    if settings.indexer_nice:
+        os.nice(settings.indexer_nice)  # the process and every thread it starts from here on
     port = metrics_port or settings.indexer_metrics_port
     if port:
         start_http_server(port, addr=settings.host)

@@ -1,8 +1,9 @@
 """NRT keyphrase recommendations: a second consumer group on the vector log fills the Redis cache.
 
 For every upserted item the worker runs the serving pipeline (item tower → keyphrase ANN →
-ranker relevance filter) and stores the top ``keyphrase_cache_k`` with the item version and
-the model version; ``/v1/keyphrases/recommend`` with ``item_id`` then answers from the cache
+ranker relevance filter) and stores the top ``keyphrase_cache_k`` with the item version, the hash
+of the item text and the model version (an upsert that keeps the cached text, a price change, costs
+no ranker call); ``/v1/keyphrases/recommend`` with ``item_id`` then answers from the cache
 (``"source": "cache"``) and falls back to computing when the cache is missing or stale.
 
 Why a separate stage and not a step of ``apply_batch``: the ranker scores
@@ -23,6 +24,7 @@ from kafka import KafkaConsumer
 
 from indexer.apply import stored_versions
 from service import pipelines
+from service.catalogue import text_hash
 from service.runtime import Runtime
 from service.settings import Settings
 from service.store.base import CachedRecommendations
@@ -44,6 +46,7 @@ class RecommendationWorker:
         self.settings = settings
         self.runtime = runtime
         self.cached = 0
+        self.kept = 0  # upserts whose cached keyphrases were kept (text unchanged): no ranker call
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, group_id=recommendations_group(settings),
             client_id=client_id, enable_auto_commit=False, auto_offset_reset="earliest",
@@ -78,15 +81,20 @@ class RecommendationWorker:
         latest = newest_per_item(upserts)
         runtime, cache_k = self.runtime, self.settings.keyphrase_cache_k
         fills = []
+        model_version = runtime.recommendations_version
         for record, stored in zip(latest, stored_versions(runtime.store, [c.item_id for c in latest])):
             if stored is not None and is_newer(stored, record.version):
                 continue  # superseded or deleted since: a later record (or the serving fallback) covers it
             # The log is written before the store, so the store may not hold this version yet:
             # the document travels with the record.
+            cached = runtime.store.get_recommendations(record.item_id)
+            if cached is not None and cached.describes(record.doc, model_version):
+                self.kept += 1  # same text (a price or attribute change): the cached keyphrases still hold
+                continue
             keyphrases = pipelines.recommend_keyphrases(runtime, item=record.doc, k=cache_k)
             fills.append(CachedRecommendations(item_id=record.item_id, item_version=record.version,
-                                               model_version=runtime.recommendations_version,
-                                               keyphrases=keyphrases))
+                                               model_version=model_version, keyphrases=keyphrases,
+                                               text_hash=text_hash(record.doc.text)))
         if fills:
             runtime.store.put_recommendations(fills)
         self.cached += len(fills)

@@ -22,6 +22,13 @@ def stable_id(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big") >> 1
 
 
+def text_hash(text: str) -> int:
+    """A stable signed 64-bit hash of an item's embedded text (same value in every process and run); never 0,
+    which ``service.searchable`` keeps for "text unknown"."""
+    value = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+    return value or 1
+
+
 def load_pairs(data_dir: Path) -> pd.DataFrame:
     """All labelled (search_term, product) rows with the raw human mean relevance."""
     with zipfile.ZipFile(data_dir / HOME_DEPOT_ZIP) as zf, zf.open("train.csv") as fh:

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.catalogue import stable_id
+from service.catalogue import stable_id, text_hash
 from service.matryoshka import matryoshka_cut
-from service.searchable import text_hash
 from service.store.base import ItemDocument
 
 log = logging.getLogger(__name__)

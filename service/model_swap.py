@@ -183,7 +183,7 @@ class ModelSwapWatcher:
         try:
             scorer = make_pair_scorer(backend, settings)
             scorer.score(["warm up"], ["warm up"], task=scorer.tasks()[0])
-            encoder = make_encoder(backend, settings) if kind == "encoder" else None
+            encoder = make_encoder(backend, settings, cache=runtime.encoder.cache) if kind == "encoder" else None
             if encoder is not None:
                 encoder.encode(["warm up"], kind="query")
             first_phase, phasing = make_first_phase(backend, settings, encoder or runtime.encoder)

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import ValidationError
 
-from service.catalogue import stable_id
+from service.catalogue import stable_id, text_hash
 from service.errors import InvalidInput, NotFound, UnknownProfile
 from service.ranking import phases
 from service.ranking.engagement_prior import popularity_of, with_priors
@@ -303,7 +303,8 @@ def keyphrase_depth(settings: Settings, k: int) -> int:
 
 
 def recommend_for_item_id(runtime: Runtime, *, item_id: str, k: int, rerank_depth: int | None = None) -> Recommendations:
-    """A stored item's keyphrases: from the cache when it matches the item and model versions.
+    """A stored item's keyphrases: from the cache when they were computed by the served models for the item's
+    current text (its version, or an earlier one with the same text: a price change keeps them).
 
     The cache holds what the configured depth serves; a call with another ``rerank_depth`` is computed
     and not cached."""
@@ -316,10 +317,10 @@ def recommend_for_item_id(runtime: Runtime, *, item_id: str, k: int, rerank_dept
         return Recommendations(source="computed", keyphrases=recs)
     model_version = runtime.recommendations_version
     cached = runtime.store.get_recommendations(item_id)
-    if (cached is not None and k <= cache_k and cached.model_version == model_version
-            and cached.item_version == doc.version):
+    if cached is not None and k <= cache_k and cached.describes(doc, model_version):
         return Recommendations(source="cache", keyphrases=cached.keyphrases[:k])
     recs = recommend_keyphrases(runtime, item=doc, k=max(k, cache_k))
     runtime.store.put_recommendations([CachedRecommendations(item_id=item_id, item_version=doc.version,
-                                                             model_version=model_version, keyphrases=recs[:cache_k])])
+                                                             model_version=model_version, keyphrases=recs[:cache_k],
+                                                             text_hash=text_hash(doc.text))])
     return Recommendations(source="computed", keyphrases=recs[:k])

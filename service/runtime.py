@@ -25,6 +25,7 @@ from service.index.factory import index_layout, make_index, restorable, restore_
 from service.inference.base import InferenceBackend
 from service.inference.factory import make_backend, make_encoder, make_first_phase, make_pair_scorer
 from service.inference.models import Encoder, FirstPhaseScorer, PairScorer
+from service.inference.row_cache import embedding_cache
 from service.lexical import Bm25LexicalIndex, LexicalIndex, load_or_build
 from service.searchable import SearchableVersions
 from service.settings import Settings
@@ -149,7 +150,8 @@ def seed_item_vectors(settings: Settings, encoder: Encoder, seed: Sequence[ItemD
 def build_runtime(settings: Settings) -> Runtime:
     """Everything the API needs, ready to serve (the slow part of start-up)."""
     backend = make_backend(settings)
-    encoder, scorer = make_encoder(backend, settings), make_pair_scorer(backend, settings)
+    encoder = make_encoder(backend, settings, cache=embedding_cache(settings.embedding_cache_size))
+    scorer = make_pair_scorer(backend, settings)
     store = make_store(settings)
     catalogue = load_catalogue(settings.data_dir, limit=settings.catalogue_limit)
     seed = [ItemDocument(item_id=i, title=t) for i, t in zip(catalogue.item_ids, catalogue.item_titles)]

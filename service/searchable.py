@@ -16,7 +16,6 @@ known (a log record without its document), which never matches.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
-from service.catalogue import stable_id
+from service.catalogue import stable_id, text_hash
 from service.store.base import ItemDocument
 
 REGISTRY = CollectorRegistry()
@@ -37,12 +36,6 @@ EMBEDDINGS = Counter(
 
 UNKNOWN_TEXT = 0
 """Hash for a held vector whose text is unknown: never equal to a real text's hash (2⁻⁶⁴ aside)."""
-
-
-def text_hash(text: str) -> int:
-    """A stable signed 64-bit hash of the embedded text (same value in every process and run)."""
-    value = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
-    return value or 1  # 0 is UNKNOWN_TEXT
 
 
 class SearchableVersions:

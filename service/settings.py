@@ -88,6 +88,9 @@ class InferenceSettings(BaseModel):
     # requests (docs/indexing.md, "Thread budgets")
     blas_threads: int = Field(1, ge=0)
     inference_sub_batch: int = 32
+    # the API's LRU of encoder outputs per (version, kind, text): head queries and rank candidates whose text the
+    # index does not hold are encoded once (≈ 1.6 KB a row at 384 dims); 0 = off. Batch embedders keep none
+    embedding_cache_size: int = Field(10_000, ge=0)
     query_max_tokens: int = 32
     item_max_tokens: int = 64
     pair_max_tokens: int = 64
@@ -161,6 +164,9 @@ class KafkaSettings(BaseModel):
     # kafka_partitions) scale better than more threads (docs/indexing.md, "Operating on bigger hosts")
     indexer_intra_op_threads: int = Field(1, ge=1)
     indexer_ort_allow_spinning: bool = False
+    # CPU priority of `shoprank indexer run` (nice increment at start, 0–19): on a host it shares with the API,
+    # a niced indexer takes the cores the reads leave idle instead of queueing the reads behind its batches
+    indexer_nice: int = Field(0, ge=0, le=19)
     replica_id: str | None = None
     replica_snapshot_interval_s: float = Field(60.0, gt=0)
     replica_poll_timeout_s: float = Field(0.05, gt=0)

@@ -13,8 +13,10 @@ configuration gives it. Then, per grid cell (R updates/s × Q reads/s, ``--secon
 - **readers** in a separate process (so this process's producer does not sit in their latency) send Q
   requests/s open-loop from a thread pool: 70 % ``/v1/retrieve`` (k = 20), 20 % ``/v1/rank`` with 50
   real candidates (the query's own top 50 from retrieve, fetched before the cell), 10 %
-  ``/v1/keyphrases/recommend`` by the id of one of 200 popular items (cached until the item changes);
-  queries are 200 real search terms;
+  ``/v1/keyphrases/recommend`` by the id of one of 200 popular items (cached until the item's text changes);
+  queries are 200 real search terms. Before the cells the readers warm what a long-running replica would
+  have cached for this traffic (each query ranked once, each popular item's keyphrases asked once), and
+  each cell reports the API's embedding and pair-score cache hit rates;
 - after the cell, every item the cell touched is read again: one not at its last version (or not 404
   after its delete) ``--drain-s`` after the cell is **late**, and ``--lost-s`` after it **lost**; the next
   cell starts once the backlog has cleared, so cells do not bleed into each other.
@@ -176,6 +178,13 @@ def reader_process(port: int, queries: list[str], item_ids: list[str], commands,
             if len(items) >= 10:
                 candidates[query] = [{"id": i["id"], "title": i["title"]} for i in items]
     rank_queries = list(candidates)
+    # Warm the caches a long-running replica has for this traffic, so that a single cell measures the steady
+    # state the grid's later cells see: each query ranked once (its pairs and embeddings) and each popular
+    # item's keyphrases computed once (cached until its text changes). The cells' cache hit rates are reported.
+    for query in rank_queries:
+        client().call("POST", "/v1/rank", {"query": query, "items": candidates[query]})
+    for item_id in item_ids:
+        client().call("POST", "/v1/keyphrases/recommend", {"item_id": item_id, "k": 20})
 
     def one(kind: str) -> tuple[str, float, int]:
         query = rng.choice(queries)
@@ -586,15 +595,23 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
         "replica_mean_age_ms": round(1000 * delta(api_after, api_before, "shoprank_replica_event_age_seconds_sum")
                                      / max(1.0, age_n), 1),
         "cpu_s": cpu, "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cache_hit_rate": {name: hit_rate(api_after, api_before, name) for name in ("embedding", "pair")},
     }
+
+
+def hit_rate(after: dict, before: dict, cache: str) -> float | None:
+    """The API's in-process cache (``service/inference/row_cache.py``) hit rate over the cell."""
+    hits = delta(after, before, f"shoprank_{cache}_cache_hits_total")
+    total = hits + delta(after, before, f"shoprank_{cache}_cache_misses_total")
+    return round(hits / total, 3) if total else None
 
 
 def print_table(rows: list[dict], args) -> None:
     print(f"\n{args.seconds:.0f} s per cell; visible = GET /v1/items/{{id}} shows the version (probed sample)")
     print("| config | R/s | Q/s | probed | visible p50 / p95 / p99 / max ms | replica ≤ 1 s | late / lost | "
           "reads p50 / p95 / p99 ms | indexer embedded / reused | replica re-embedded | CPU s api / indexer / "
-          "tansu / redis / bench / readers | box busy / niced |")
-    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: | --- | --- |")
+          "tansu / redis / bench / readers | box busy / niced | cache hits embedding / pair |")
+    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: | --- | --- | --- |")
     for r in rows:
         v, q, c = r["visible_ms"], r["reads"], r["cpu_s"]
         vis = f"{v['p50']:.0f} / {v['p95']:.0f} / {v['p99']:.0f} / {v['max']:.0f}" if v.get("n") else "–"
@@ -603,11 +620,13 @@ def print_table(rows: list[dict], args) -> None:
             reads += f" ({r['reads_timed_out']} of {q['n']} gave up at {READ_TIMEOUT_S:.0f} s)"
         within = f"{100 * r['replica_applied_within_1s']:.1f} %" if r["replica_applied_within_1s"] is not None else "–"
         m = r["machine_cpu"]
+        hits = " / ".join("–" if r["cache_hit_rate"][k] is None else f"{100 * r['cache_hit_rate'][k]:.0f} %"
+                          for k in ("embedding", "pair"))
         print(f"| {r['config']} | {r['updates_per_s']:.0f} | {r['reads_per_s']:.0f} | {v.get('n', 0)} | {vis} | "
               f"{within} | {r['late']} / {r['lost']} | {reads} | {r['indexer_embedded']:.0f} / "
               f"{r['indexer_reused']:.0f} | {r['replica_reembedded']:.0f} | {c.get('api')} / {c.get('indexer')} / "
               f"{c.get('tansu')} / {c.get('redis-server')} / {c.get('bench')} / {c.get('readers')} | "
-              f"{100 * m['busy']:.0f} % / {100 * m['niced']:.0f} % |")
+              f"{100 * m['busy']:.0f} % / {100 * m['niced']:.0f} % | {hits} |")
 
 
 if __name__ == "__main__":

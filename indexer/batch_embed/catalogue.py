@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.catalogue import load_catalogue
-from service.searchable import text_hash
+from service.catalogue import load_catalogue, text_hash
 from service.store.base import ItemDocument
 
 INPUT_DDL = "item_id string, title string, category string, version long"

@@ -8,7 +8,7 @@ from service.errors import NotFound
 from service.inference.base import InferenceBackend
 from service.inference.metrics import InstrumentedBackend
 from service.inference.models import Encoder, FirstPhaseScorer, PairScorer, TwoTowerEncoder
-from service.inference.pair_cache import PairScoreCache
+from service.inference.row_cache import RowCache, pair_score_cache
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,20 +27,24 @@ def make_backend(settings: Settings) -> InferenceBackend:
                                backend="embedded")
 
 
-def make_encoder(backend: InferenceBackend, settings: Settings) -> Encoder | TwoTowerEncoder:
+def make_encoder(backend: InferenceBackend, settings: Settings, *, cache: RowCache | None = None,
+                 ) -> Encoder | TwoTowerEncoder:
     """The served encoder; with an item tower for it (``settings.item_encoder_model``) items go through the tower.
+
+    ``cache``: the serving API's embedding LRU (``Runtime.embedding_cache``), shared by both towers (their
+    versions key it apart); batch embedders (indexer, catalogue builds) see each text once and pass none.
 
     The tower is used only when its card says it was distilled from exactly the encoder version served:
     a tower of another encoder would put items in a space the queries are not in."""
     encoder = Encoder(backend, settings.model_repo, settings.encoder_model, max_tokens=settings.item_max_tokens,
                       sub_batch=settings.inference_sub_batch, dim=settings.embedding_dim,
-                      query_max_tokens=settings.query_max_tokens)
+                      query_max_tokens=settings.query_max_tokens, cache=cache)
     name = settings.item_encoder_model
     if not name:
         return encoder
     try:
         tower = Encoder(backend, settings.model_repo, name, max_tokens=settings.item_max_tokens,
-                        sub_batch=settings.inference_sub_batch, dim=settings.embedding_dim)
+                        sub_batch=settings.inference_sub_batch, dim=settings.embedding_dim, cache=cache)
         teacher = tower.card.get("teacher")
     except NotFound as exc:
         log.info("item tower: no %r model (%s); items go through %s", name, exc.message, encoder.model_version)
@@ -54,7 +58,7 @@ def make_encoder(backend: InferenceBackend, settings: Settings) -> Encoder | Two
 
 def make_pair_scorer(backend: InferenceBackend, settings: Settings) -> PairScorer:
     return PairScorer(backend, settings.model_repo, settings.ranker_model, max_tokens=settings.pair_max_tokens,
-                      sub_batch=settings.inference_sub_batch, cache=PairScoreCache(settings.pair_cache_size))
+                      sub_batch=settings.inference_sub_batch, cache=pair_score_cache(settings.pair_cache_size))
 
 
 def make_first_phase(backend: InferenceBackend, settings: Settings, encoder: Encoder | TwoTowerEncoder,

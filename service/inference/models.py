@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from service.inference.base import InferenceBackend
+from service.inference.row_cache import RowCache
 from service.inference.tokenize import TextTokenizer, length_sorted_chunks
 from service.matryoshka import matryoshka_cut
 from service.ranking.ordinal import OrdinalScores, from_cumulative_logits, sigmoid
@@ -82,13 +83,15 @@ class Encoder(_RepoModel):
     """Texts → L2-normalised embeddings, cut to the served Matryoshka dimension.
 
     Items are cut at ``max_tokens``, queries at ``query_max_tokens`` (when given): a search box's text is
-    short, and a 256-character query must not cost an item's encode."""
+    short, and a 256-character query must not cost an item's encode. With an embedding ``RowCache``
+    (``service/inference/row_cache.py``) texts encoded before by this version are not encoded again."""
 
     def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, dim: int,
-                 query_max_tokens: int | None = None) -> None:
+                 query_max_tokens: int | None = None, cache: RowCache | None = None) -> None:
         super().__init__(backend, repo, model, max_tokens=max_tokens, sub_batch=sub_batch)
         self.dim = dim
         self.query_max_tokens = query_max_tokens or max_tokens
+        self.cache = cache if cache is not None and cache.size > 0 else None
 
     @property
     def zero_shot(self) -> bool:
@@ -103,6 +106,24 @@ class Encoder(_RepoModel):
     def encode(self, texts: Sequence[str], *, kind: str = "item") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.cache is None:
+            return self._encode(texts, kind)
+        version = self.model_version
+        keys = [(version, kind, text) for text in texts]
+        cached = self.cache.get_many(keys)
+        todo = [row for row, value in enumerate(cached) if value is None]
+        if not todo:
+            return np.stack(cached)
+        fresh = self._encode([texts[r] for r in todo], kind)
+        self.cache.put_many([keys[r] for r in todo], fresh)
+        out = np.empty((len(texts), fresh.shape[1]), dtype=np.float32)
+        out[todo] = fresh
+        for row, value in enumerate(cached):
+            if value is not None:
+                out[row] = value
+        return out
+
+    def _encode(self, texts: Sequence[str], kind: str) -> np.ndarray:
         prefix = self.card.get("prefixes", {}).get(kind, "")
         texts = [prefix + t for t in texts] if prefix else list(texts)
         tokenizer = self.tokenizer() if kind == "item" else _tokenizer(
@@ -157,10 +178,10 @@ def _heads(card: dict, relevance_logits: np.ndarray, engagement_logits: np.ndarr
 class PairScorer(_RepoModel):
     """(left, right) text pairs → ordinal relevance + CTR/CVR for an entity-pair task.
 
-    With a ``PairScoreCache`` (``service/inference/pair_cache.py``) the raw outputs of pairs seen before
+    With a pair-score ``RowCache`` (``service/inference/row_cache.py``) the raw outputs of pairs seen before
     are reused and only the others reach the backend."""
 
-    def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, cache=None) -> None:
+    def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, cache: RowCache | None = None) -> None:
         super().__init__(backend, repo, model, max_tokens=max_tokens, sub_batch=sub_batch)
         self.cache = cache
 

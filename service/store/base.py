@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from service.catalogue import text_hash
+
 
 class ItemDocument(BaseModel):
     """What the service keeps about one item (the event's payload without its ``type``)."""
@@ -41,10 +43,22 @@ class KeyphraseRecommendation(BaseModel):
 
 
 class CachedRecommendations(BaseModel):
+    """An item's keyphrases as computed for one version of it, by one set of served models.
+
+    They depend only on the item's text and the models, so they stay valid across versions that keep the
+    text (price- and attribute-only changes, most of a catalogue's updates): ``text_hash`` says which text."""
+
     item_id: str
     item_version: int
     model_version: str
     keyphrases: list[KeyphraseRecommendation]
+    text_hash: int | None = None  # ``service.catalogue.text_hash`` of the item text; None: written before it existed
+
+    def describes(self, doc: ItemDocument, model_version: str) -> bool:
+        """True when these keyphrases are what the models of ``model_version`` recommend for ``doc`` now."""
+        if self.model_version != model_version:
+            return False
+        return self.item_version == doc.version or (self.text_hash is not None and self.text_hash == text_hash(doc.text))
 
 
 class ItemStore(Protocol):

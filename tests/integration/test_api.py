@@ -152,12 +152,20 @@ def test_put_makes_an_item_retrievable_and_delete_removes_it(api_client) -> None
     assert resurrect.status_code == 409  # the tombstone keeps version 3
 
 
-def test_an_update_invalidates_cached_keyphrases(api_client) -> None:
-    api_client.post("/v1/keyphrases/recommend", json={"item_id": "101251"})  # fills the cache
-    assert api_client.post("/v1/keyphrases/recommend", json={"item_id": "101251"}).json()["source"] == "cache"
-    update = {"version": 1, "title": "RIDGID 4.5-gal. Wet/Dry Vacuum with Blower"}
+def test_a_text_change_invalidates_cached_keyphrases_and_a_price_change_does_not(api_client) -> None:
+    def source() -> str:
+        return api_client.post("/v1/keyphrases/recommend", json={"item_id": "101251"}).json()["source"]
+
+    source()  # fills the cache
+    assert source() == "cache"
+    title = api_client.get("/v1/items/101251").json()["title"]
+    assert api_client.put("/v1/items/101251", json={"version": 1, "title": title, "price": 99.0},
+                          headers=KEY).status_code == 200
+    assert source() == "cache"  # same text: the keyphrases computed for version 0 still describe it
+    update = {"version": 2, "title": "RIDGID 4.5-gal. Wet/Dry Vacuum with Blower"}
     assert api_client.put("/v1/items/101251", json=update, headers=KEY).status_code == 200
-    assert api_client.post("/v1/keyphrases/recommend", json={"item_id": "101251"}).json()["source"] == "computed"
+    assert source() == "computed"
+    assert source() == "cache"
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}])

@@ -22,11 +22,11 @@ import pytest
 from indexer.batch_embed.job import run, spark_session
 from indexer.batch_embed.publish import publish
 from service.api.app import create_app
-from service.catalogue import load_catalogue
+from service.catalogue import load_catalogue, text_hash
 from service.catalogue_vectors import unpack_vectors
 from service.inference.factory import make_backend, make_encoder
 from service.runtime import encode_all, seed_item_vectors
-from service.searchable import REGISTRY, text_hash
+from service.searchable import REGISTRY
 from service.store.base import ItemDocument
 from tests.conftest import ROOT, embedded_settings, serving
 from tests.integration.nrt_helpers import nrt_settings, wait_until

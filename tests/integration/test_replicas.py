@@ -189,6 +189,12 @@ def test_keyphrase_recommendations_are_cached_when_items_change(settings) -> Non
                        what="recommendations refreshed for the new version")
             wait_until(lambda: client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1"}).json()["source"]
                        == "cache", what="the API serves the refreshed cache")
+
+            produce(settings, [upsert("kp-1", 3, ARMCHAIR, price=249.0)])  # price only: the text is unchanged
+            wait_until(lambda: worker.kept >= 1, timeout_s=60, what="the worker keeps the cached keyphrases")
+            assert store.get_recommendations("kp-1").item_version == 2  # not recomputed for version 3
+            wait_until(lambda: client.get("/v1/items/kp-1").json().get("price") == 249.0, what="version 3 stored")
+            assert client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1"}).json()["source"] == "cache"
         finally:
             stop.set()
             thread.join(30)

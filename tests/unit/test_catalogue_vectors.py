@@ -12,9 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from service.catalogue import stable_id
+from service.catalogue import stable_id, text_hash
 from service.catalogue_vectors import pack_vector, seed_vectors, unpack_vectors
-from service.searchable import text_hash
 from service.store.base import ItemDocument
 
 DIM = 8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from service.catalogue import stable_id
+from service.catalogue import stable_id, text_hash
 from service.store.base import CachedRecommendations, ItemDocument
 from service.store.memory import MemoryStore
 
@@ -51,3 +51,15 @@ def test_concurrent_writers_leave_the_highest_version() -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda v: store.put_items([doc("a", v, str(v))]), range(500)))
     assert store.item_version("a") == 499 and store.get_items(["a"])[0].title == "499"
+
+
+def test_cached_keyphrases_describe_a_document_while_its_text_and_the_models_stay() -> None:
+    doc = ItemDocument(item_id="a", version=3, title="Cordless Drill", category="tools", price=10.0)
+    rec = CachedRecommendations(item_id="a", item_version=1, model_version="m", keyphrases=[],
+                                text_hash=text_hash(doc.text))
+    assert rec.describes(doc, "m")  # an older version with the same text
+    assert not rec.describes(doc, "m2")  # other models
+    assert not rec.describes(doc.model_copy(update={"title": "Corded Drill"}), "m")
+    assert not rec.describes(doc.model_copy(update={"category": "garden"}), "m")
+    legacy = rec.model_copy(update={"text_hash": None})  # written before the hash existed: versions only
+    assert not legacy.describes(doc, "m") and legacy.describes(doc.model_copy(update={"version": 1}), "m")

@@ -16,9 +16,9 @@ import pytest
 
 from indexer.apply import apply_batch
 from indexer.batcher import Batch, Consumed
-from service.catalogue import stable_id
+from service.catalogue import stable_id, text_hash
 from service.index.exact import ExactIndex
-from service.searchable import SearchableVersions, text_hash
+from service.searchable import SearchableVersions
 from service.settings import Settings
 from service.store.base import ItemDocument
 from service.store.memory import MemoryStore

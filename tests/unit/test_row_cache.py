@@ -1,5 +1,5 @@
-"""The pair-score LRU: bounded, least recently used out first, thread-safe, counted on /metrics; and the
-ranker skips the backend for cached pairs (real int8 ranker from model_repo/)."""
+"""The output LRUs: bounded, least recently used out first, thread-safe, counted on /metrics; the ranker
+skips the backend for cached pairs and the encoder for cached texts (real ONNX models from model_repo/)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from service.inference.factory import make_pair_scorer
+from service.inference.factory import make_encoder, make_pair_scorer
 from service.inference.metrics import INFERENCE_REGISTRY
 from service.inference.onnx_local import OnnxLocalBackend
-from service.inference.pair_cache import PairScoreCache
+from service.inference.row_cache import embedding_cache, pair_score_cache
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def row(x: float) -> np.ndarray:
 
 
 def test_least_recently_used_goes_first_and_hits_are_counted() -> None:
-    cache = PairScoreCache(2)
+    cache = pair_score_cache(2)
     hits, misses = counters()
     cache.put_many(["a", "b"], np.stack([row(1), row(2)]))
     assert cache.get_many(["a"])[0].tolist() == [1, 1, 1, 1]  # "a" is now the most recent
@@ -38,13 +38,13 @@ def test_least_recently_used_goes_first_and_hits_are_counted() -> None:
 
 
 def test_size_zero_stores_nothing() -> None:
-    cache = PairScoreCache(0)
+    cache = pair_score_cache(0)
     cache.put_many(["a"], np.stack([row(1)]))
     assert cache.get_many(["a"]) == [None] and len(cache) == 0
 
 
 def test_concurrent_writers_and_readers_keep_the_bound() -> None:
-    cache = PairScoreCache(100)
+    cache = pair_score_cache(100)
 
     def work(seed: int) -> None:
         for i in range(2_000):
@@ -90,3 +90,34 @@ def test_the_ranker_runs_only_the_pairs_it_has_not_seen() -> None:
     other_task = scorer.score(["angle bracket"], [titles[0]], task="query_query")
     assert backend.rows == 5  # the task is part of the key
     assert other_task.relevance.expected[0] != first.relevance.expected[0]
+
+
+def test_the_encoder_encodes_only_the_texts_it_has_not_seen() -> None:
+    settings = Settings(model_repo=ROOT / "model_repo", item_encoder_model="")
+    backend = Counting(OnnxLocalBackend(settings.model_repo, intra_op_threads=1))
+    plain = make_encoder(OnnxLocalBackend(settings.model_repo, intra_op_threads=1), settings)
+    encoder = make_encoder(backend, settings, cache=embedding_cache(100))
+    hits = INFERENCE_REGISTRY.get_sample_value("shoprank_embedding_cache_hits_total") or 0.0
+    texts = ["cordless drill", "angle bracket", "heat shrink tubing"]
+    first = encoder.encode(texts, kind="query")
+    assert backend.rows == 3
+    np.testing.assert_allclose(first, plain.encode(texts, kind="query"), atol=1e-5)
+    again = encoder.encode(["heat shrink tubing", "deck screws", "cordless drill"], kind="query")
+    assert backend.rows == 4  # only "deck screws" reached the model
+    np.testing.assert_array_equal(again[0], first[2])
+    np.testing.assert_array_equal(again[2], first[0])
+    np.testing.assert_allclose(again[1], plain.encode(["deck screws"], kind="query")[0], atol=1e-5)
+    assert (INFERENCE_REGISTRY.get_sample_value("shoprank_embedding_cache_hits_total") or 0.0) - hits == 2
+    as_item = encoder.encode(["cordless drill"], kind="item")  # the kind is part of the key (prefix, token cut)
+    assert backend.rows == 5
+    np.testing.assert_allclose(as_item, plain.encode(["cordless drill"], kind="item"), atol=1e-5)
+
+
+def test_an_encoder_without_a_cache_always_encodes() -> None:
+    settings = Settings(model_repo=ROOT / "model_repo", item_encoder_model="")
+    backend = Counting(OnnxLocalBackend(settings.model_repo, intra_op_threads=1))
+    for cache in (None, embedding_cache(0)):
+        encoder = make_encoder(backend, settings, cache=cache)
+        encoder.encode(["cordless drill"], kind="query")
+        encoder.encode(["cordless drill"], kind="query")
+    assert backend.rows == 4
