@@ -6,7 +6,6 @@ Settings come from the environment (``SHOPRANK_*``) as everywhere else.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 
@@ -14,7 +13,7 @@ import typer
 
 from service.logging import configure_logging
 from service.settings import Settings
-from service.threads import apply_thread_budget
+from service.threads import apply_thread_budget, lower_cpu_priority
 
 indexer_app = typer.Typer(help="Near-real-time indexing from Kafka (docs/indexing.md).", no_args_is_help=True)
 
@@ -40,8 +39,7 @@ def run_indexer(
     settings = Settings()
     configure_logging(settings)  # SHOPRANK_LOG_FORMAT / _LOG_LEVEL, as the API
     apply_thread_budget(settings)
-    if settings.indexer_nice:
-        os.nice(settings.indexer_nice)  # the process and every thread it starts from here on
+    lower_cpu_priority(settings.indexer_nice)
     port = metrics_port or settings.indexer_metrics_port
     if port:
         start_http_server(port, addr=settings.host)

@@ -14,6 +14,8 @@ module only decides when: once at process start, after numpy and FAISS are loade
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -23,7 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def apply_thread_budget(settings: Settings) -> None:
-    """Cap every loaded BLAS library at ``settings.blas_threads`` threads (0 = leave the libraries' default)."""
+    """Cap every loaded BLAS library at ``settings.blas_threads`` threads (0 = leave the libraries' default)
+    and set the interpreter's GIL switch interval."""
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     if settings.blas_threads <= 0:
         return
     import faiss  # noqa: F401 - loaded first so that its OpenBLAS copy is capped too
@@ -32,3 +36,11 @@ def apply_thread_budget(settings: Settings) -> None:
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     log.info("thread budget: BLAS %d thread(s) in %s", settings.blas_threads,
              sorted({info["filepath"].rsplit("/", 1)[-1] for info in threadpool_info() if info["user_api"] == "blas"}))
+
+
+def lower_cpu_priority(increment: int) -> None:
+    """Raise this process's niceness by ``increment`` (0 = unchanged). On Linux niceness is per thread and new
+    threads inherit it, so it is called before the process starts its Kafka, ONNX Runtime and metrics threads."""
+    if increment:
+        os.nice(increment)
+        log.info("CPU priority: nice +%d", increment)

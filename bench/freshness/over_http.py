@@ -11,8 +11,9 @@ configuration gives it. Then, per grid cell (R updates/s × Q reads/s, ``--secon
   polling ``GET /v1/items/{id}`` every ``--probe-every-ms`` until the item's ``searchable_version``
   reaches the event's version (a delete: until 404); visible = that poll's time − the event's send time;
 - **readers** in a separate process (so this process's producer does not sit in their latency) send Q
-  requests/s open-loop from a thread pool: 70 % ``/v1/retrieve`` (k = 20), 20 % ``/v1/rank`` with 50
-  real candidates (the query's own top 50 from retrieve, fetched before the cell), 10 %
+  requests/s open-loop from a thread pool: 70 % ``/v1/retrieve`` (k = 20), 20 % searches (``/v1/retrieve``
+  of the query's top 50, then ``/v1/rank`` of those 50, timed together; ``--rank-candidates fixed``: the
+  rank alone, of a top 50 fetched once before the cells, whose titles go stale as the cells change them), 10 %
   ``/v1/keyphrases/recommend`` by the id of one of 200 popular items (cached until the item's text changes);
   queries are 200 real search terms. Before the cells the readers warm what a long-running replica would
   have cached for this traffic (each query ranked once, each popular item's keyphrases asked once), and
@@ -159,8 +160,13 @@ READ_TIMEOUT_S = 10.0
 
 
 def reader_process(port: int, queries: list[str], item_ids: list[str], commands, results,
-                   read_mix: tuple = READ_MIX) -> None:
-    """Waits for (rate, seconds) commands; answers each with [(kind, ms, status, phases)] of its requests."""
+                   read_mix: tuple = READ_MIX, fresh_candidates: bool = True) -> None:
+    """Waits for (rate, seconds) commands; answers each with [(kind, ms, status, phases)] of its requests.
+
+    ``fresh_candidates``: a rank read is a search page (retrieve the query's top 50, then rank them; its
+    latency is both), so its candidates carry the titles the items have now, as a caller's own retrieval
+    gives them. Else every rank sends the top 50 fetched once before the cells, whose titles go stale as the
+    cells change them (each stale title costs an embedding the index cannot give)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     rng = random.Random(1)
     local = threading.local()
@@ -197,6 +203,10 @@ def reader_process(port: int, queries: list[str], item_ids: list[str], commands,
             path, body = "/v1/keyphrases/recommend", {"item_id": rng.choice(item_ids), "k": 20}
         started = time.perf_counter()
         try:
+            if kind == "rank" and fresh_candidates:
+                status, payload = client().call("POST", "/v1/retrieve", {"query": query, "k": 50})
+                if status == 200 and len(items := json.loads(payload)["items"]) >= 10:
+                    body["items"] = [{"id": i["id"], "title": i["title"]} for i in items]
             status, payload = client().call("POST", path, body)
         except TimeoutError:
             return kind, READ_TIMEOUT_S * 1000, 0, "timeout"
@@ -437,6 +447,9 @@ def main() -> None:
     parser.add_argument("--drain-s", type=float, default=20.0, help="after a cell: later than this = late")
     parser.add_argument("--lost-s", type=float, default=120.0, help="after a cell: later than this = lost")
     parser.add_argument("--read-mix", default="retrieve=0.7,rank=0.2,keyphrases=0.1")
+    parser.add_argument("--rank-candidates", choices=("fresh", "fixed"), default="fresh",
+                        help="fresh: a rank read retrieves its 50 candidates first (a search page, timed whole); "
+                             "fixed: the top 50 fetched before the cells, titles going stale (the 2026-12-04 grids)")
     parser.add_argument("--config", action="append", default=None,
                         help="NAME:api.KEY=V,indexer.KEY=V (repeatable; default: one config with the defaults)")
     parser.add_argument("--repeat", type=int, default=1, help="run the configs' cells this many rounds, interleaved")
@@ -492,7 +505,8 @@ def main() -> None:
                           f"(api {api_env}, indexer {indexer_env})", flush=True)
                     commands, results = ctx.Queue(), ctx.Queue()
                     readers = ctx.Process(target=reader_process,
-                                          args=(api_port, queries, pool_ids[:200], commands, results, read_mix))
+                                          args=(api_port, queries, pool_ids[:200], commands, results, read_mix,
+                                                args.rank_candidates == "fresh"))
                     readers.start()
                     pids = {"api": api.pid, "indexer": indexer.pid, "readers": readers.pid, "bench": os.getpid(),
                             **servers}

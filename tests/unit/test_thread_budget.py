@@ -1,4 +1,5 @@
-"""The BLAS thread budget reaches every loaded BLAS library (numpy's and FAISS's OpenBLAS)."""
+"""The BLAS thread budget reaches every loaded BLAS library (numpy's and FAISS's OpenBLAS); the GIL switch
+interval is set."""
 
 from __future__ import annotations
 
@@ -37,3 +38,22 @@ def test_every_blas_library_gets_the_budget():
 
 def test_zero_leaves_the_libraries_default():
     assert blas_pools(0) == blas_pools(None)
+
+
+def test_the_gil_switch_interval_is_set() -> None:
+    script = ("import sys; from service.settings import Settings; from service.threads import apply_thread_budget; "
+              "apply_thread_budget(Settings(blas_threads=0, gil_switch_interval_ms={ms})); print(sys.getswitchinterval())")
+    for ms in (1.0, 5.0):
+        out = subprocess.run([sys.executable, "-c", script.format(ms=ms)], check=True, capture_output=True, text=True,
+                             cwd=ROOT, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}).stdout
+        assert float(out.strip().splitlines()[-1]) == ms / 1000
+
+
+def test_a_lower_cpu_priority_reaches_the_threads_started_after_it() -> None:
+    script = ("import os, threading; from service.threads import lower_cpu_priority; lower_cpu_priority(7); "
+              "seen = []; t = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0))); "
+              "t.start(); t.join(); print(os.getpriority(os.PRIO_PROCESS, 0), seen[0])")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, cwd=ROOT,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}).stdout
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert [int(x) for x in out.split()] == [min(19, base + 7)] * 2
