@@ -447,6 +447,8 @@ def main() -> None:
     parser.add_argument("--drain-s", type=float, default=20.0, help="after a cell: later than this = late")
     parser.add_argument("--lost-s", type=float, default=120.0, help="after a cell: later than this = lost")
     parser.add_argument("--read-mix", default="retrieve=0.7,rank=0.2,keyphrases=0.1")
+    parser.add_argument("--producer-linger-ms", type=int, default=1,
+                        help="the upstream producer's linger (Kafka ≥ 4.0 clients default to 5)")
     parser.add_argument("--rank-candidates", choices=("fresh", "fixed"), default="fresh",
                         help="fresh: a rank read retrieves its 50 candidates first (a search page, timed whole); "
                              "fixed: the top 50 fetched before the cells, titles going stale (the 2026-12-04 grids)")
@@ -491,7 +493,7 @@ def main() -> None:
             "SHOPRANK_KAFKA_PARTITIONS": "4", "SHOPRANK_MODEL_SWAP_POLL_S": "0",
             "SHOPRANK_REPLICA_SNAPSHOT_INTERVAL_S": "3600",
             "SHOPRANK_ALLOW_OPEN_WRITES": "true"}  # a private rig on loopback: no API key
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=args.producer_linger_ms)
         servers = child_pids(("tansu", "redis-server"))
         ctx = mp.get_context("spawn")
         try:

@@ -31,7 +31,7 @@ def make_encoder(backend: InferenceBackend, settings: Settings, *, cache: RowCac
                  ) -> Encoder | TwoTowerEncoder:
     """The served encoder; with an item tower for it (``settings.item_encoder_model``) items go through the tower.
 
-    ``cache``: the serving API's embedding LRU (``Runtime.embedding_cache``), shared by both towers (their
+    ``cache``: the serving API's embedding LRU (``service.runtime.build_runtime`` makes it), shared by both towers (their
     versions key it apart); batch embedders (indexer, catalogue builds) see each text once and pass none.
 
     The tower is used only when its card says it was distilled from exactly the encoder version served:
