@@ -109,7 +109,9 @@ def make_store(settings: Settings) -> ItemStore:
 
 
 def encode_all(encoder: Encoder, texts: Sequence[str], *, kind: str, batch: int, label: str) -> np.ndarray:
-    """Encode many texts in batches with a progress bar (the start-up cost of a fresh index)."""
+    """Encode many texts in batches with a progress bar (the start-up cost of a fresh index), past the
+    serving encoder's embedding cache."""
+    encoder = encoder.uncached()
     parts = [encoder.encode(texts[i : i + batch], kind=kind)
              for i in tqdm(range(0, len(texts), batch), desc=f"encode {label}", unit="batch", mininterval=5)]
     return np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float32)

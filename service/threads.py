@@ -9,6 +9,10 @@ parallelism is across requests, and BLAS gets ``blas_threads`` (1 by default) in
 
 threadpoolctl does the work (it finds every loaded BLAS and calls its own ``set_num_threads``); this
 module only decides when: once at process start, after numpy and FAISS are loaded.
+
+Two more per-process knobs live here because they too decide how processes share a small host's cores:
+the interpreter's GIL switch interval (``gil_switch_interval_ms``, 1 ms: a read waits less behind the
+replica follower's Python work) and the indexer's CPU priority (``indexer_nice``).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ evaluation) is independent of whether ONNX Runtime or Triton runs the model.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -103,6 +104,13 @@ class Encoder(_RepoModel):
         """The encoder whose space the vectors are in: this one (``TwoTowerEncoder`` differs)."""
         return self.model_version
 
+    def uncached(self) -> Encoder:
+        """This encoder without its cache, for bulk builds: a whole catalogue is seen once and would only
+        push the head queries out of the LRU."""
+        bare = copy.copy(self)
+        bare.cache = None
+        return bare
+
     def encode(self, texts: Sequence[str], *, kind: str = "item") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -154,6 +162,9 @@ class TwoTowerEncoder:
     def vector_space(self) -> str:
         """The encoder whose space the vectors are in (what a first phase trained on vectors must match)."""
         return self.query.model_version
+
+    def uncached(self) -> TwoTowerEncoder:
+        return TwoTowerEncoder(self.query.uncached(), self.item.uncached())
 
     def encode(self, texts: Sequence[str], *, kind: str = "item") -> np.ndarray:
         return (self.item if kind == "item" else self.query).encode(texts, kind=kind)

@@ -12,6 +12,7 @@ from service.inference.factory import make_encoder, make_pair_scorer
 from service.inference.metrics import INFERENCE_REGISTRY
 from service.inference.onnx_local import OnnxLocalBackend
 from service.inference.row_cache import embedding_cache, pair_score_cache
+from service.runtime import encode_all
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,3 +122,13 @@ def test_an_encoder_without_a_cache_always_encodes() -> None:
         encoder.encode(["cordless drill"], kind="query")
         encoder.encode(["cordless drill"], kind="query")
     assert backend.rows == 4
+
+
+def test_bulk_builds_go_past_the_embedding_cache() -> None:
+    settings = Settings(model_repo=ROOT / "model_repo", item_encoder_model="")
+    cache = embedding_cache(100)
+    encoder = make_encoder(OnnxLocalBackend(settings.model_repo, intra_op_threads=1), settings, cache=cache)
+    vectors = encode_all(encoder, ["cordless drill", "angle bracket", "deck screws"], kind="item", batch=2, label="t")
+    assert vectors.shape == (3, encoder.dim) and len(cache) == 0 and encoder.cache is cache
+    encoder.encode(["cordless drill"], kind="item")
+    assert len(cache) == 1
