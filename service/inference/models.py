@@ -116,20 +116,8 @@ class Encoder(_RepoModel):
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.cache is None:
             return self._encode(texts, kind)
-        version = self.model_version
-        keys = [(version, kind, text) for text in texts]
-        cached = self.cache.get_many(keys)
-        todo = [row for row, value in enumerate(cached) if value is None]
-        if not todo:
-            return np.stack(cached)
-        fresh = self._encode([texts[r] for r in todo], kind)
-        self.cache.put_many([keys[r] for r in todo], fresh)
-        out = np.empty((len(texts), fresh.shape[1]), dtype=np.float32)
-        out[todo] = fresh
-        for row, value in enumerate(cached):
-            if value is not None:
-                out[row] = value
-        return out
+        keys = [(self.model_version, kind, text) for text in texts]
+        return self.cache.rows(keys, lambda todo: self._encode([texts[r] for r in todo], kind))
 
     def _encode(self, texts: Sequence[str], kind: str) -> np.ndarray:
         prefix = self.card.get("prefixes", {}).get(kind, "")
@@ -208,26 +196,22 @@ class PairScorer(_RepoModel):
             empty = np.zeros(0)
             return PairHeads(OrdinalScores(empty, empty), empty, empty)
         card = self.card
+        prefix = card.get("task_prefixes", {}).get(task, "")
+        extra_inputs = "task_id" in self.backend.model_info(self.model).input_names
+        task_index = card.get("tasks", ["query_item"]).index(task) if extra_inputs else 0
+
+        def run(rows: list[int]) -> np.ndarray:
+            """The ranker's four raw outputs for these rows: relevance logits (2), engagement logits (2)."""
+            extra = {"task_id": np.full(len(rows), task_index, dtype=np.int64)} if extra_inputs else None
+            out = self._run_sorted(self.tokenizer(), [prefix + lefts[r] for r in rows], [rights[r] for r in rows],
+                                   extra)
+            return np.concatenate([out["relevance_logits"], out["engagement_logits"]], axis=1)
+
         cache = self.cache if self.cache is not None and self.cache.size > 0 else None
-        keys = ([(self.model_version, task, left, right) for left, right in zip(lefts, rights)]
-                if cache is not None else [])
-        cached = cache.get_many(keys) if cache is not None else [None] * len(lefts)
-        todo = [row for row, value in enumerate(cached) if value is None]
-        raw = np.empty((len(lefts), 4), dtype=np.float32)  # relevance logits (2), engagement logits (2)
-        for row, value in enumerate(cached):
-            if value is not None:
-                raw[row] = value
-        if todo:
-            prefix = card.get("task_prefixes", {}).get(task, "")
-            todo_lefts = [prefix + lefts[r] for r in todo]
-            extra = None
-            if "task_id" in self.backend.model_info(self.model).input_names:
-                task_index = card.get("tasks", ["query_item"]).index(task)
-                extra = {"task_id": np.full(len(todo), task_index, dtype=np.int64)}
-            out = self._run_sorted(self.tokenizer(), todo_lefts, [rights[r] for r in todo], extra)
-            raw[todo] = np.concatenate([out["relevance_logits"], out["engagement_logits"]], axis=1)
-            if cache is not None:
-                cache.put_many([keys[r] for r in todo], raw[todo])
+        if cache is None:
+            raw = run(list(range(len(lefts))))
+        else:
+            raw = cache.rows([(self.model_version, task, left, right) for left, right in zip(lefts, rights)], run)
         return _heads(card, raw[:, :2], raw[:, 2:])
 
 

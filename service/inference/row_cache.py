@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 from prometheus_client import Counter
@@ -73,6 +73,23 @@ class RowCache:
                 self._rows.move_to_end(key)
             while len(self._rows) > self.size:
                 self._rows.popitem(last=False)
+
+    def rows(self, keys: Sequence[Hashable], compute: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+        """One row per key: cached rows as they are, the rest from ``compute(missing row numbers)`` (called
+        once, only when something is missing), which are then stored. What a batch model call with a
+        cache in front of it needs: the hits and the misses of one batch, merged in input order."""
+        cached = self.get_many(keys)
+        todo = [row for row, value in enumerate(cached) if value is None]
+        if not todo:
+            return np.stack(cached)
+        fresh = np.asarray(compute(todo), dtype=np.float32)
+        self.put_many([keys[r] for r in todo], fresh)
+        out = np.empty((len(keys), fresh.shape[1]), dtype=np.float32)
+        out[todo] = fresh
+        for row, value in enumerate(cached):
+            if value is not None:
+                out[row] = value
+        return out
 
     def __len__(self) -> int:
         return len(self._rows)
