@@ -49,19 +49,28 @@ def run_indexer(
 
 
 @indexer_app.command("recommend")
-def run_recommendations(client_id: str = typer.Option("recommendations", help="Kafka client id")) -> None:
-    """Follow the vector log in its own group and cache keyphrase recommendations for changed items."""
+def run_recommendations(
+    client_id: str = typer.Option("recommendations", help="Kafka client id"),
+    metrics_port: int = typer.Option(None, help="serve Prometheus metrics here (shoprank_recommend_items_total)"),
+) -> None:
+    """Follow the vector log in its own group and cache keyphrase recommendations for changed items
+    (those callers ask for, by default: SHOPRANK_RECOMMEND_SCOPE)."""
+    from prometheus_client import start_http_server
+
     from indexer.recommend import RecommendationWorker, recommendations_group
     from service.runtime import build_runtime
 
     settings = Settings()
     configure_logging(settings)
     apply_thread_budget(settings)
+    lower_cpu_priority(settings.indexer_nice)
     if not settings.kafka_bootstrap or not settings.redis_url:
         raise typer.BadParameter("needs SHOPRANK_KAFKA_BOOTSTRAP and SHOPRANK_REDIS_URL")
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.host)
     runtime = build_runtime(settings)
-    typer.echo(f"caching recommendations from {settings.kafka_vectors_topic} as {recommendations_group(settings)}",
-               err=True)
+    typer.echo(f"caching recommendations ({settings.recommend_scope} items) from {settings.kafka_vectors_topic} "
+               f"as {recommendations_group(settings)}", err=True)
     try:
         RecommendationWorker(settings=settings, runtime=runtime, client_id=client_id).run(stop=_stop_on_signals())
     finally:

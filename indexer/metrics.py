@@ -37,3 +37,10 @@ EMBEDDINGS = Counter(
     "Fresh upserts by outcome: embedded (a model call) or reused (text unchanged: an advance record, no model call)",
     ["outcome"],
 )
+RECOMMENDATIONS = Counter(
+    "shoprank_recommend_items_total",
+    "`indexer recommend`: changed items by outcome",
+    ["outcome"],
+)
+"""outcome: computed (a ranker call, cached) | kept (same text: the cached keyphrases hold) | not_asked (scope "asked",
+nothing cached: computed on the first request) | superseded (a newer version or a delete is stored)"""

@@ -1,16 +1,23 @@
 """NRT keyphrase recommendations: a second consumer group on the vector log fills the Redis cache.
 
-For every upserted item the worker runs the serving pipeline (item tower → keyphrase ANN →
+For every changed item in scope the worker runs the serving pipeline (item tower → keyphrase ANN →
 ranker relevance filter) and stores the top ``keyphrase_cache_k`` with the item version, the hash
 of the item text and the model version (an upsert that keeps the cached text, a price change, costs
 no ranker call); ``/v1/keyphrases/recommend`` with ``item_id`` then answers from the cache
 (``"source": "cache"``) and falls back to computing when the cache is missing or stale.
 
+Which items are in scope (``recommend_scope``): **asked** (the default) = those whose keyphrases are
+cached, that is asked for within ``keyphrase_cache_ttl_s`` (each request extends the entry's life): a
+retitled item that callers want is recomputed here, off the request path, and the next request is a cache
+hit; an item nobody asked for costs nothing until its first request. **all** = every changed item.
+
 Why a separate stage and not a step of ``apply_batch``: the ranker scores
 ``k × keyphrase_candidates_factor`` pairs per item (60 by default), about 15 items/s on two
 cores, while embedding runs at hundreds per second. Inside the indexer it would cap freshness
 at the ranker's speed; as its own consumer group it lags on its own (its lag is visible as
-the group's lag), scales on its own machines, and a crash only delays cache fills.
+the group's lag), scales on its own machines, and a crash only delays cache fills. The "asked" scope
+is what lets it keep up on a small host: at 300 updates/s of which a third change a title, "all" would
+need seven times that ranker; the asked items are the few a catalogue's callers care about at the time.
 Offsets are committed after the cache write; the cache write is version-guarded, so a
 re-delivered or late record never replaces newer recommendations.
 """
@@ -19,10 +26,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 
 from kafka import KafkaConsumer
 
 from indexer.apply import stored_versions
+from indexer.metrics import RECOMMENDATIONS
 from service import pipelines
 from service.catalogue import text_hash
 from service.runtime import Runtime
@@ -45,8 +54,7 @@ class RecommendationWorker:
                  max_records: int = 16) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.cached = 0
-        self.kept = 0  # upserts whose cached keyphrases were kept (text unchanged): no ranker call
+        self.outcomes: Counter[str] = Counter()  # changed items per outcome (shoprank_recommend_items_total)
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, group_id=recommendations_group(settings),
             client_id=client_id, enable_auto_commit=False, auto_offset_reset="earliest",
@@ -69,7 +77,8 @@ class RecommendationWorker:
             self.consumer.close(autocommit=False)
 
     def process(self, raw_records) -> int:
-        """Cache recommendations for the newest upsert of each item still current in the store."""
+        """Cache recommendations for the newest upsert of each item still current in the store and in scope;
+        returns how many were computed."""
         upserts = []
         for raw in raw_records:
             try:
@@ -80,22 +89,31 @@ class RecommendationWorker:
                 upserts.append(ItemChange(record.item_id, record.version, record.doc))
         latest = newest_per_item(upserts)
         runtime, cache_k = self.runtime, self.settings.keyphrase_cache_k
-        fills = []
         model_version = runtime.recommendations_version
-        for record, stored in zip(latest, stored_versions(runtime.store, [c.item_id for c in latest])):
-            if stored is not None and is_newer(stored, record.version):
-                continue  # superseded or deleted since: a later record (or the serving fallback) covers it
-            # The log is written before the store, so the store may not hold this version yet:
-            # the document travels with the record.
-            cached = runtime.store.get_recommendations(record.item_id)
-            if cached is not None and cached.describes(record.doc, model_version):
-                self.kept += 1  # same text (a price or attribute change): the cached keyphrases still hold
+        stored = stored_versions(runtime.store, [c.item_id for c in latest])
+        current = [change for change, version in zip(latest, stored)
+                   if version is None or not is_newer(version, change.version)]
+        # superseded or deleted since: a later record (or the serving fallback) covers it
+        self._count("superseded", len(latest) - len(current))
+        fills = []
+        # The log is written before the store, so the store may not hold this version yet: the document
+        # travels with the record.
+        for change, cached in zip(current, runtime.store.peek_recommendations([c.item_id for c in current])):
+            if cached is not None and cached.describes(change.doc, model_version):
+                self._count("kept")  # same text (a price or attribute change): the cached keyphrases still hold
                 continue
-            keyphrases = pipelines.recommend_keyphrases(runtime, item=record.doc, k=cache_k)
-            fills.append(CachedRecommendations(item_id=record.item_id, item_version=record.version,
+            if cached is None and self.settings.recommend_scope == "asked":
+                self._count("not_asked")  # computed on its first request, then kept fresh here
+                continue
+            keyphrases = pipelines.recommend_keyphrases(runtime, item=change.doc, k=cache_k)
+            fills.append(CachedRecommendations(item_id=change.item_id, item_version=change.version,
                                                model_version=model_version, keyphrases=keyphrases,
-                                               text_hash=text_hash(record.doc.text)))
+                                               text_hash=text_hash(change.doc.text)))
         if fills:
             runtime.store.put_recommendations(fills)
-        self.cached += len(fills)
+        self._count("computed", len(fills))
         return len(fills)
+
+    def _count(self, outcome: str, n: int = 1) -> None:
+        self.outcomes[outcome] += n
+        RECOMMENDATIONS.labels(outcome).inc(n)

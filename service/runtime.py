@@ -105,7 +105,7 @@ def make_store(settings: Settings) -> ItemStore:
         return RedisStore(settings)
     from service.store.memory import MemoryStore
 
-    return MemoryStore()
+    return MemoryStore(recommendations_ttl_s=settings.keyphrase_cache_ttl_s)
 
 
 def encode_all(encoder: Encoder, texts: Sequence[str], *, kind: str, batch: int, label: str) -> np.ndarray:

@@ -92,6 +92,9 @@ class InferenceSettings(BaseModel):
     # readers' p99 under 300 updates/s 126/156 → 64/89 ms side by side (docs/indexing.md, "Freshness as a user
     # sees it")
     gil_switch_interval_ms: float = Field(1.0, gt=0)
+    # the API exempts what is alive once it is ready (models, indexes, documents) from garbage collection
+    # (gc.freeze), so collections triggered by the update stream's allocations do not walk it (service/gc_pauses.py)
+    gc_freeze_after_start: bool = True
     inference_sub_batch: int = 32
     # the API's LRU of encoder outputs per (version, kind, text): head queries and rank candidates whose text the
     # index does not hold are encoded once (≈ 1.6 KB a row at 384 dims); 0 = off. Batch embedders keep none
@@ -169,9 +172,14 @@ class KafkaSettings(BaseModel):
     # kafka_partitions) scale better than more threads (docs/indexing.md, "Operating on bigger hosts")
     indexer_intra_op_threads: int = Field(1, ge=1)
     indexer_ort_allow_spinning: bool = False
-    # CPU priority of `shoprank indexer run` (nice increment at start, 0–19): on a host it shares with the API,
-    # a niced indexer takes the cores the reads leave idle instead of queueing the reads behind its batches
+    # CPU priority of `shoprank indexer run` and `indexer recommend` (nice increment at start, 0–19): on a host they
+    # share with the API, niced workers take the cores the reads leave idle instead of queueing the reads behind
+    # them. 0 by default: 10 and 19 measured no better for the readers' p99 on 2 cores (docs/indexing.md)
     indexer_nice: int = Field(0, ge=0, le=19)
+    # which items `shoprank indexer recommend` recomputes when their text changes: "asked" = those whose keyphrases
+    # are cached (asked for within keyphrase_cache_ttl_s), so a retitled item's next request is a cache hit;
+    # "all" = every item (about 15 items/s per 2 cores: for hosts with the ranker capacity for the whole stream)
+    recommend_scope: Literal["asked", "all"] = "asked"
     replica_id: str | None = None
     replica_snapshot_interval_s: float = Field(60.0, gt=0)
     replica_poll_timeout_s: float = Field(0.05, gt=0)
@@ -183,6 +191,9 @@ class RedisSettings(BaseModel):
     redis_url: str | None = None
     redis_prefix: str = "shoprank:"
     redis_timeout_s: float = 2.0
+    # an item's cached keyphrases live this long after the last request for them (0 = forever): what nobody asks
+    # for leaves the cache, and `indexer recommend` (scope "asked") stops refreshing it
+    keyphrase_cache_ttl_s: int = Field(7 * 86_400, ge=0)
 
 
 class LimitsSettings(BaseModel):

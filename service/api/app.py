@@ -17,6 +17,7 @@ from service.api.lifespan import RuntimeHolder, lifespan
 from service.api.metrics import HttpMetrics, RequestMetricsMiddleware, RuntimeCollector
 from service.api.routes import demo, health, items, keyphrases, rank, retrieve
 from service.api.schemas import ErrorResponse, request_models
+from service.gc_pauses import track_gc_pauses
 from service.inference.metrics import INFERENCE_REGISTRY
 from service.logging import RequestContextMiddleware
 from service.runtime import Runtime, build_runtime
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *,
     registry.register(RuntimeCollector(holder))
     registry.register(INFERENCE_REGISTRY)  # inference batch sizes, latency per backend, model swaps
     registry.register(REPLICA_REGISTRY)  # vector-log lag and applied records (replica mode)
+    registry.register(track_gc_pauses())  # shoprank_gc_pause_seconds: a collection holds the GIL, every request waits
     app.state.settings = settings
     app.state.runtime_holder = holder
     app.state.metrics_registry = registry

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import pipelines
 from service.errors import DependencyUnavailable, NotReady
+from service.gc_pauses import freeze_startup_heap
 from service.model_swap import start_model_swap
 from service.readiness import Readiness, dependency_checks
 from service.replication import ReplicationHandle, start_replication
@@ -76,6 +77,8 @@ class RuntimeHolder:
             replication.close()
             runtime.close()
             return
+        if settings.gc_freeze_after_start:
+            freeze_startup_heap()
         runtime.ready = True
         self.runtime, self._replication = runtime, replication
         log.info("ready: %s", runtime.model_version)

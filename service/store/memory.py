@@ -8,6 +8,7 @@ keyphrase recommendation cache. One lock makes each batch call atomic.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 from service.catalogue import stable_id
@@ -18,8 +19,10 @@ from service.versioned_apply import is_newer
 class MemoryStore:
     """Thread-safe ``ItemStore`` held in dictionaries; lost when the process exits."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, recommendations_ttl_s: float = 0) -> None:
         self._lock = threading.RLock()
+        self._recs_ttl_s = recommendations_ttl_s  # 0: cached keyphrases never expire
+        self._recs_expire_at: dict[str, float] = {}
         self._docs: dict[str, ItemDocument] = {}
         self._versions: dict[str, int] = {}
         self._by_vector: dict[int, str] = {}
@@ -58,6 +61,7 @@ class MemoryStore:
                 if ok:
                     self._docs.pop(item_id, None)
                     self._recs.pop(item_id, None)
+                    self._recs_expire_at.pop(item_id, None)
                     self._versions[item_id] = version
                 applied.append(ok)
         return applied
@@ -79,13 +83,30 @@ class MemoryStore:
             yield docs[start : start + batch]
 
     def put_recommendations(self, recs: list[CachedRecommendations]) -> None:
+        """As Redis: a refresh keeps the entry's remaining life, a new entry gets the full TTL."""
         with self._lock:
             for rec in recs:
+                if self._live_recommendations(rec.item_id) is None and self._recs_ttl_s > 0:
+                    self._recs_expire_at[rec.item_id] = time.monotonic() + self._recs_ttl_s
                 self._recs[rec.item_id] = rec
 
     def get_recommendations(self, item_id: str) -> CachedRecommendations | None:
         with self._lock:
-            return self._recs.get(item_id)
+            rec = self._live_recommendations(item_id)
+            if rec is not None and self._recs_ttl_s > 0:
+                self._recs_expire_at[item_id] = time.monotonic() + self._recs_ttl_s
+            return rec
+
+    def peek_recommendations(self, item_ids: list[str]) -> list[CachedRecommendations | None]:
+        with self._lock:
+            return [self._live_recommendations(item_id) for item_id in item_ids]
+
+    def _live_recommendations(self, item_id: str) -> CachedRecommendations | None:
+        """The cached entry unless its TTL has passed (then dropped). Call under the lock."""
+        if self._recs_ttl_s > 0 and self._recs_expire_at.get(item_id, float("inf")) <= time.monotonic():
+            self._recs.pop(item_id, None)
+            self._recs_expire_at.pop(item_id, None)
+        return self._recs.get(item_id)
 
     def close(self) -> None:
         """Nothing to release; present for the protocol."""

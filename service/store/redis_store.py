@@ -6,7 +6,8 @@ Keys (all under ``settings.redis_prefix``):
 - ``ver``      hash  item_id → latest version seen (kept after a delete: the tombstone)
 - ``doc:<id>`` string item document JSON (absent when deleted)
 - ``vid``      hash  stable_id(item_id) → item_id (the index's int64 ids back to item ids)
-- ``recs:<id>`` string CachedRecommendations JSON
+- ``recs:<id>`` string CachedRecommendations JSON; expires ``keyphrase_cache_ttl_s`` after the last request
+- ``recver``   hash  item_id → the item version the cached recommendations were computed for
 - ``live``     string number of live documents
 
 Writes are compare-and-set on the version and run as Lua scripts, so each item's check and
@@ -65,17 +66,23 @@ end
 return applied
 """
 
-# ARGV: prefix, then (item_id, item_version, recs_json) per item. Stores recommendations unless
-# the item is already known at a newer version (they would describe an outdated document) or
-# the cache holds recommendations for a newer version.
+# ARGV: prefix, TTL seconds (0 = none), then (item_id, item_version, recs_json) per item. Stores
+# recommendations unless the item is already known at a newer version (they would describe an outdated
+# document) or the cache holds recommendations for a newer version. A refresh keeps the entry's remaining
+# life (its clock runs from the last request, not the last write); a new entry gets the full TTL.
 _PUT_RECS = """
-local prefix = ARGV[1]
-for i = 2, #ARGV, 3 do
+local prefix, ttl = ARGV[1], tonumber(ARGV[2])
+for i = 3, #ARGV, 3 do
   local item, version, recs = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local current = tonumber(redis.call('HGET', prefix .. 'ver', item) or '-1')
   local cached = tonumber(redis.call('HGET', prefix .. 'recver', item) or '-1')
   if current <= version and cached <= version then
-    redis.call('SET', prefix .. 'recs:' .. item, recs)
+    local key = prefix .. 'recs:' .. item
+    if ttl > 0 and redis.call('TTL', key) < 0 then
+      redis.call('SET', key, recs, 'EX', ttl)
+    else
+      redis.call('SET', key, recs, 'KEEPTTL')
+    end
     redis.call('HSET', prefix .. 'recver', item, version)
   end
 end
@@ -93,6 +100,7 @@ class RedisStore:
         self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s,
                                            socket_connect_timeout=timeout_s)
         self._prefix = settings.redis_prefix
+        self._recs_ttl_s = settings.keyphrase_cache_ttl_s
         self._chunk = chunk
         self._put = self._redis.register_script(_PUT_ITEMS)
         self._delete = self._redis.register_script(_DELETE_ITEMS)
@@ -174,14 +182,24 @@ class RedisStore:
     # --- keyphrase recommendation cache
     def put_recommendations(self, recs: list[CachedRecommendations]) -> None:
         for part in self._chunks(recs):
-            args: list = [self._prefix]
+            args: list = [self._prefix, self._recs_ttl_s]
             for rec in part:
                 args += [rec.item_id, rec.item_version, rec.model_dump_json()]
             self._call(self._put_recs, args=args)
 
     def get_recommendations(self, item_id: str) -> CachedRecommendations | None:
-        raw = self._call(self._redis.get, self._key(f"recs:{item_id}"))
+        key = self._key(f"recs:{item_id}")
+        if self._recs_ttl_s > 0:
+            raw = self._call(self._redis.getex, key, ex=self._recs_ttl_s)  # GETEX: the read extends the entry's life
+        else:
+            raw = self._call(self._redis.get, key)
         return None if raw is None else CachedRecommendations.model_validate_json(raw)
+
+    def peek_recommendations(self, item_ids: list[str]) -> list[CachedRecommendations | None]:
+        if not item_ids:
+            return []
+        raw = self._call(self._redis.mget, [self._key(f"recs:{i}") for i in item_ids])
+        return [None if r is None else CachedRecommendations.model_validate_json(r) for r in raw]
 
     def ping(self) -> bool:
         return bool(self._call(self._redis.ping))

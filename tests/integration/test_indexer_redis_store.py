@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -71,3 +72,29 @@ def test_recommendations_are_not_overwritten_by_an_older_item_version(store: Red
     store.delete_items(["a"], [4])
     assert store.get_recommendations("a") is None
     assert store.get_recommendations("never") is None
+
+
+def test_cached_keyphrases_live_from_their_last_request(redis_url: str) -> None:
+    """A request (GETEX) extends an entry's life; a refresh by the worker keeps the remaining life; the worker's
+    look (MGET) extends nothing; an entry nobody asks for expires."""
+    store = RedisStore(Settings(redis_url=redis_url, redis_prefix=f"t-{uuid.uuid4().hex[:8]}:",
+                                keyphrase_cache_ttl_s=100))
+    try:
+        raw = store._redis
+        key = f"{store._prefix}recs:a"
+        store.put_items([doc("a", 1)])
+        store.put_recommendations([recs("a", 1, "first")])
+        assert 95 < raw.ttl(key) <= 100  # a new entry: the full TTL
+        raw.expire(key, 10)
+        assert store.peek_recommendations(["a", "never"])[0].keyphrases[0].keyphrase == "first"
+        assert store.peek_recommendations(["never"]) == [None]
+        assert raw.ttl(key) <= 10  # the worker's look does not count as a request
+        store.put_recommendations([recs("a", 2, "refreshed")])
+        assert raw.ttl(key) <= 10  # a refresh keeps the remaining life
+        assert store.get_recommendations("a").keyphrases[0].keyphrase == "refreshed"
+        assert raw.ttl(key) > 95  # a request extends it
+        raw.pexpire(key, 50)
+        time.sleep(0.2)
+        assert store.get_recommendations("a") is None and store.peek_recommendations(["a"]) == [None]
+    finally:
+        store.close()

@@ -164,6 +164,9 @@ def test_restarted_replica_restores_its_snapshot_and_replays_only_the_rest(setti
 
 
 def test_keyphrase_recommendations_are_cached_when_items_change(settings) -> None:
+    """Scope "asked": an item nobody asked for costs no ranker call; once asked, a title change is recomputed by
+    the worker (the next request is a cache hit) and a price change keeps the cached keyphrases. Scope "all":
+    a new item is filled before anyone asks."""
     import threading
 
     from indexer.recommend import RecommendationWorker
@@ -178,26 +181,42 @@ def test_keyphrase_recommendations_are_cached_when_items_change(settings) -> Non
         thread.start()
         try:
             produce(settings, [upsert("kp-1", 1, SHOVEL, category="snow removal")])
-            cached = wait_until(lambda: store.get_recommendations("kp-1"), timeout_s=60, what="recommendations cached")
-            assert cached.item_version == 1 and cached.model_version == runtime.recommendations_version
+            wait_until(lambda: worker.outcomes["not_asked"] >= 1, timeout_s=60, what="the worker skips an unasked item")
+            assert store.peek_recommendations(["kp-1"]) == [None] and worker.outcomes["computed"] == 0
+            wait_until(lambda: client.get("/v1/items/kp-1").status_code == 200, what="kp-1 stored")
+            body = client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1", "k": 5}).json()
+            assert body["source"] == "computed"  # the first request computes, and caches
+            assert client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1", "k": 5}).json()["source"] == "cache"
+
+            produce(settings, [upsert("kp-1", 2, ARMCHAIR)])
+            cached = wait_until(lambda: (c := store.peek_recommendations(["kp-1"])[0]) and c.item_version == 2 and c,
+                                timeout_s=60, what="recommendations refreshed for the new title")
+            assert worker.outcomes["computed"] == 1 and cached.model_version == runtime.recommendations_version
+            wait_until(lambda: client.get("/v1/items/kp-1").json().get("title") == ARMCHAIR, what="version 2 stored")
             body = client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1", "k": 5}).json()
             assert body["source"] == "cache"
             assert [k["keyphrase"] for k in body["keyphrases"]] == [k.keyphrase for k in cached.keyphrases[:5]]
 
-            produce(settings, [upsert("kp-1", 2, ARMCHAIR)])
-            wait_until(lambda: store.get_recommendations("kp-1").item_version == 2, timeout_s=60,
-                       what="recommendations refreshed for the new version")
-            wait_until(lambda: client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1"}).json()["source"]
-                       == "cache", what="the API serves the refreshed cache")
-
             produce(settings, [upsert("kp-1", 3, ARMCHAIR, price=249.0)])  # price only: the text is unchanged
-            wait_until(lambda: worker.kept >= 1, timeout_s=60, what="the worker keeps the cached keyphrases")
+            wait_until(lambda: worker.outcomes["kept"] >= 1, timeout_s=60, what="the worker keeps the cached keyphrases")
             assert store.get_recommendations("kp-1").item_version == 2  # not recomputed for version 3
             wait_until(lambda: client.get("/v1/items/kp-1").json().get("price") == 249.0, what="version 3 stored")
             assert client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1"}).json()["source"] == "cache"
         finally:
             stop.set()
             thread.join(30)
+
+        # the same group with scope "all" (the committed offsets carry over): a new item is filled unasked
+        every = RecommendationWorker(settings=settings.model_copy(update={"recommend_scope": "all"}), runtime=runtime)
+        stop = threading.Event()
+        thread = threading.Thread(target=every.run, kwargs={"stop": stop}, daemon=True)
+        thread.start()
+        try:
+            produce(settings, [upsert("kp-2", 1, SHOVEL, category="snow removal")])
+            wait_until(lambda: store.peek_recommendations(["kp-2"])[0], timeout_s=60, what="an unasked item filled")
+            assert every.outcomes["computed"] == 1 and every.outcomes["not_asked"] == 0
+        finally:
+            stop.set()
+            thread.join(30)
             runtime.close()
             store.close()
-    assert worker.cached >= 2

@@ -63,3 +63,21 @@ def test_cached_keyphrases_describe_a_document_while_its_text_and_the_models_sta
     assert not rec.describes(doc.model_copy(update={"category": "garden"}), "m")
     legacy = rec.model_copy(update={"text_hash": None})  # written before the hash existed: versions only
     assert not legacy.describes(doc, "m") and legacy.describes(doc.model_copy(update={"version": 1}), "m")
+
+
+def test_cached_keyphrases_expire_unless_asked_for(monkeypatch) -> None:
+    """As the Redis store: a request extends an entry's life, a peek or a refresh does not."""
+    clock = [1000.0]
+    monkeypatch.setattr("service.store.memory.time.monotonic", lambda: clock[0])
+    store = MemoryStore(recommendations_ttl_s=60)
+    store.put_items([doc("a", 1), doc("b", 1)])
+    rec = CachedRecommendations(item_id="a", item_version=1, model_version="m", keyphrases=[])
+    store.put_recommendations([rec, rec.model_copy(update={"item_id": "b"})])
+    clock[0] += 50
+    assert store.get_recommendations("a") == rec  # asked: lives until 1110
+    assert store.peek_recommendations(["a", "b"]) == [rec, rec.model_copy(update={"item_id": "b"})]
+    store.put_recommendations([rec.model_copy(update={"item_id": "b", "item_version": 2})])  # refresh: still 1060
+    clock[0] += 20
+    assert store.peek_recommendations(["a", "b"]) == [rec, None]
+    clock[0] += 50
+    assert store.get_recommendations("a") is None
