@@ -1,9 +1,10 @@
 """Freshness as a user sees it: updates through Kafka, visibility and read latency through HTTP, all processes real.
 
 One run starts, on this machine: Tansu and redis-server (``tests/integration/servers.py``), the indexer as
-its own process (``python -m indexer run``) and the API as its own process (``shoprank serve`` with the
-Kafka and Redis settings, so the replica follower runs inside it), each with the environment a
-configuration gives it. Then, per grid cell (R updates/s × Q reads/s, ``--seconds`` long):
+its own process (``python -m indexer run``), the keyphrase worker as its own (``python -m indexer
+recommend``: it recomputes the keyphrases callers ask for when an item's text changes) and the API as its
+own process (``shoprank serve`` with the Kafka and Redis settings, so the replica follower runs inside
+it), each with the environment a configuration gives it. Then, per grid cell (R updates/s × Q reads/s, ``--seconds`` long):
 
 - a **producer** thread in this process sends R item events/s to ``item-updates`` (the mix: ``--mix``,
   default 10 % new items, 25 % title changes, 55 % price-only changes, 10 % deletes);
@@ -14,13 +15,20 @@ configuration gives it. Then, per grid cell (R updates/s × Q reads/s, ``--secon
   requests/s open-loop from a thread pool: 70 % ``/v1/retrieve`` (k = 20), 20 % searches (``/v1/retrieve``
   of the query's top 50, then ``/v1/rank`` of those 50, timed together; ``--rank-candidates fixed``: the
   rank alone, of a top 50 fetched once before the cells, whose titles go stale as the cells change them), 10 %
-  ``/v1/keyphrases/recommend`` by the id of one of 200 popular items (cached until the item's text changes);
+  ``/v1/keyphrases/recommend`` by the id of one of 200 popular items (cached; when an item's title changes,
+  ``indexer recommend`` recomputes them, and a request that comes first computes them itself: counted);
   queries are 200 real search terms. Before the cells the readers warm what a long-running replica would
   have cached for this traffic (each query ranked once, each popular item's keyphrases asked once), and
   each cell reports the API's embedding and pair-score cache hit rates;
 - after the cell, every item the cell touched is read again: one not at its last version (or not 404
-  after its delete) ``--drain-s`` after the cell is **late**, and ``--lost-s`` after it **lost**; the next
-  cell starts once the backlog has cleared, so cells do not bleed into each other.
+  after its delete) ``--drain-s`` after the cell is **late**, and ``--lost-s`` after it **lost**.
+
+Every cell runs on a fresh stack by default (``--stack cell``: a new Tansu, Redis and processes, the catalogue
+slice back at its seed state, the readers' warm-up again), so no cell inherits another's history: Tansu's
+in-memory engine spends CPU per fetch in proportion to the records it holds (one consumer at 300 records/s:
+0.17 → 0.44 CPU-s per 15 s over 26,000 records; in a grid on one broker its CPU per 300/s cell grew from 1.8
+to 10.6 s), which real Kafka's indexed segments do not. ``--stack config`` runs a configuration's cells in a
+row on one stack, waiting between cells until the backlog has cleared (the 2026-12-04 grids).
 
 The prober polls least-recently-polled first within a budget (``--probe-gets-per-s``, default 40 GETs/s),
 so slow visibility lowers its resolution instead of loading the API; with a few events pending each is
@@ -36,8 +44,9 @@ calls: the indexer's embedded vs reused (price-only) upserts and the replica's r
 
     .venv/bin/python bench/freshness/over_http.py --rates 0,100,200,300,500 --reads 0,20,50 --seconds 15
 
-``--config NAME:api.KEY=V,indexer.KEY=V`` (repeatable) runs the grid once per configuration, restarting
-the API and the indexer with those ``SHOPRANK_KEY`` values on top of the defaults, for side-by-side runs.
+``--config NAME:api.KEY=V,indexer.KEY=V,recommend.KEY=V`` (repeatable) runs the grid once per configuration,
+restarting the processes with those ``SHOPRANK_KEY`` values on top of the defaults, for side-by-side runs;
+``recommend.process=off`` runs that configuration without the keyphrase worker.
 """
 
 from __future__ import annotations
@@ -211,10 +220,12 @@ def reader_process(port: int, queries: list[str], item_ids: list[str], commands,
         except TimeoutError:
             return kind, READ_TIMEOUT_S * 1000, 0, "timeout"
         ms = (time.perf_counter() - started) * 1000
-        phase = None
+        phase = None  # rank: how many candidates each phase scored; keyphrases: "cache" or "computed"
         if kind == "rank" and status == 200:
             phases = [item.get("phase") for item in json.loads(payload)["items"]]
             phase = f"{phases.count(1)}x1+{phases.count(2)}x2" if phases[0] is not None else "no-phase-field"
+        elif kind == "keyphrases" and status == 200:
+            phase = json.loads(payload).get("source")
         return kind, ms, status, phase
 
     kinds, weights = zip(*read_mix)
@@ -373,21 +384,55 @@ def final_check(port: int, last: dict, drain_s: float) -> int:
 
 
 # --- processes ---------------------------------------------------------------------------------------------------
-def start_processes(env_base: dict, api_env: dict, indexer_env: dict, *, api_port: int, metrics_port: int,
-                    logs: Path, name: str) -> tuple[subprocess.Popen, subprocess.Popen]:
-    api = subprocess.Popen([str(ROOT / ".venv/bin/shoprank"), "serve"], cwd=ROOT,
-                           env=env_base | {"SHOPRANK_PORT": str(api_port)} | api_env,
-                           stdout=(logs / f"api-{name}.log").open("wb"), stderr=subprocess.STDOUT)
-    indexer = subprocess.Popen([sys.executable, "-m", "indexer", "run", "--metrics-port", str(metrics_port)],
-                               cwd=ROOT, env=env_base | indexer_env,
-                               stdout=(logs / f"indexer-{name}.log").open("wb"), stderr=subprocess.STDOUT)
+@dataclass
+class Config:
+    """One configuration's name and the environment of each process (``SHOPRANK_*`` on top of the defaults)."""
+
+    name: str
+    api: dict
+    indexer: dict
+    recommend: dict
+    run_recommend: bool = True
+
+
+@dataclass
+class Processes:
+    """The deployment's processes of one configuration; ``recommend`` None when the config runs without it."""
+
+    api: subprocess.Popen
+    indexer: subprocess.Popen
+    recommend: subprocess.Popen | None
+
+    def pids(self) -> dict[str, int]:
+        pids = {"api": self.api.pid, "indexer": self.indexer.pid}
+        return pids | ({"recommend": self.recommend.pid} if self.recommend is not None else {})
+
+    def stop(self) -> None:
+        for proc in (self.api, self.indexer, self.recommend):
+            if proc is not None:
+                stop(proc)
+
+
+def start_processes(env_base: dict, config: Config, *, api_port: int, metrics_port: int, recommend_port: int,
+                    logs: Path, name: str) -> Processes:
+    def start(command: list[str], env: dict, log_name: str) -> subprocess.Popen:
+        return subprocess.Popen(command, cwd=ROOT, env=env_base | env, stdout=(logs / f"{log_name}-{name}.log").open("wb"),
+                                stderr=subprocess.STDOUT)
+
+    procs = Processes(
+        api=start([str(ROOT / ".venv/bin/shoprank"), "serve"], {"SHOPRANK_PORT": str(api_port)} | config.api, "api"),
+        indexer=start([sys.executable, "-m", "indexer", "run", "--metrics-port", str(metrics_port)], config.indexer,
+                      "indexer"),
+        recommend=start([sys.executable, "-m", "indexer", "recommend", "--metrics-port", str(recommend_port)],
+                        config.recommend, "recommend") if config.run_recommend else None,
+    )
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        if api.poll() is not None:
+        if procs.api.poll() is not None:
             raise RuntimeError(f"API exited: {(logs / f'api-{name}.log').read_text()[-3000:]}")
         try:
             if Client(api_port).call("GET", "/readyz")[0] == 200:
-                return api, indexer
+                return procs
         except OSError:
             pass
         time.sleep(0.5)
@@ -422,15 +467,21 @@ def encoder_ceiling(model_repo: Path, titles: list[str], *, seconds: float = 5.0
     return done / (time.perf_counter() - started)
 
 
-def parse_config(text: str) -> tuple[str, dict, dict]:
+def parse_config(text: str) -> Config:
+    """``NAME:api.KEY=V,indexer.KEY=V,recommend.KEY=V``; ``recommend.process=off`` leaves the worker out."""
     name, _, rest = text.partition(":")
-    api, indexer = {}, {}
+    config = Config(name, {}, {}, {})
     for part in filter(None, rest.split(",")):
         key, _, value = part.partition("=")
         target, _, setting = key.partition(".")
+        if target not in ("api", "indexer", "recommend"):
+            raise SystemExit(f"--config {text!r}: {target!r} is not api, indexer or recommend")
+        if (target, setting) == ("recommend", "process"):
+            config.run_recommend = value != "off"
+            continue
         variable = setting if setting.isupper() else f"SHOPRANK_{setting.upper()}"  # upper case: as is
-        (api if target == "api" else indexer)[variable] = value
-    return name, api, indexer
+        getattr(config, target)[variable] = value
+    return config
 
 
 def main() -> None:
@@ -447,14 +498,18 @@ def main() -> None:
     parser.add_argument("--drain-s", type=float, default=20.0, help="after a cell: later than this = late")
     parser.add_argument("--lost-s", type=float, default=120.0, help="after a cell: later than this = lost")
     parser.add_argument("--read-mix", default="retrieve=0.7,rank=0.2,keyphrases=0.1")
-    parser.add_argument("--producer-linger-ms", type=int, default=1,
-                        help="the upstream producer's linger (Kafka ≥ 4.0 clients default to 5)")
+    parser.add_argument("--producer-linger-ms", type=int, default=5,
+                        help="the upstream producer's linger: 5 = the Kafka ≥ 4.0 clients' default (the "
+                             "2026-12-04 grids used 1, which cost the producer and Tansu about 2 CPU-s per 300/s cell)")
     parser.add_argument("--rank-candidates", choices=("fresh", "fixed"), default="fresh",
                         help="fresh: a rank read retrieves its 50 candidates first (a search page, timed whole); "
                              "fixed: the top 50 fetched before the cells, titles going stale (the 2026-12-04 grids)")
     parser.add_argument("--config", action="append", default=None,
                         help="NAME:api.KEY=V,indexer.KEY=V (repeatable; default: one config with the defaults)")
     parser.add_argument("--repeat", type=int, default=1, help="run the configs' cells this many rounds, interleaved")
+    parser.add_argument("--stack", choices=("cell", "config"), default="cell",
+                        help="cell: a fresh broker, Redis and processes for every cell (Tansu's fetch cost grows "
+                             "with the records it holds); config: one per configuration and round, cells in a row")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--state-dir", type=Path, default=Path(tempfile.gettempdir()) / "shoprank-freshness-state",
                         help="kept between runs: the seed item and keyphrase index snapshots are built once")
@@ -472,14 +527,37 @@ def main() -> None:
 
     catalogue = load_catalogue(ROOT / "data", limit=args.items + 20_000)
     pool_ids, pool_titles = catalogue.item_ids[: args.items], catalogue.item_titles[: args.items]
-    traffic = Traffic(live={i: (t, None) for i, t in zip(pool_ids, pool_titles)},
-                      versions=dict.fromkeys(pool_ids, 0), fresh_titles=catalogue.item_titles[args.items:],
-                      rng=random.Random(0), mix=mix)
     queries = random.Random(2).sample(catalogue.keyphrases, 200)
     ceiling = encoder_ceiling(args.model_repo, pool_titles)
     tower = encoder_ceiling(args.model_repo, pool_titles, item_encoder_model=Settings().item_encoder_model)
     print(f"encoder alone before the run: {ceiling:.0f} texts/s (batch 64, 1 thread); served item path (item "
           f"tower when one is served): {tower:.0f} texts/s; load {os.getloadavg()}", flush=True)
+
+    def fresh_traffic() -> Traffic:
+        """The catalogue slice at its seed state, as a fresh stack holds it."""
+        return Traffic(live={i: (t, None) for i, t in zip(pool_ids, pool_titles)},
+                       versions=dict.fromkeys(pool_ids, 0), fresh_titles=catalogue.item_titles[args.items:],
+                       rng=random.Random(0), mix=mix)
+
+    # One stack (broker, Redis, processes) per cell by default, the configurations interleaved cell by cell;
+    # --stack config: one per configuration and round, its cells in a row (the 2026-12-04 grids).
+    if args.stack == "cell":
+        sessions = [(round_n, config, [cell]) for round_n in range(args.repeat) for cell in cells for config in configs]
+    else:
+        sessions = [(round_n, config, cells) for round_n in range(args.repeat) for config in configs]
+    rows: list[dict] = []
+    for round_n, config, session_cells in sessions:
+        rows += run_stack(args, config, round_n, session_cells, fresh_traffic(), queries, pool_ids, read_mix)
+    print_table(rows, args)
+    print(f"encoder alone before the run: {ceiling:.0f} texts/s (batch 64, 1 thread)")
+    if args.out:
+        args.out.write_text(json.dumps({"encoder_texts_per_s": ceiling, "item_path_texts_per_s": tower, "cells": rows},
+                                       indent=1))
+
+
+def run_stack(args, config: Config, round_n: int, cells: list, traffic: Traffic, queries: list[str],
+              pool_ids: list[str], read_mix: tuple) -> list[dict]:
+    """A fresh Tansu and Redis, the deployment's processes with ``config``, the readers; then ``cells`` in a row."""
     rows = []
     with tansu_broker() as bootstrap, redis_server() as redis_url, tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -489,61 +567,53 @@ def main() -> None:
             "SHOPRANK_KAFKA_BOOTSTRAP": bootstrap, "SHOPRANK_REDIS_URL": redis_url,
             "SHOPRANK_STATE_DIR": str(args.state_dir), "SHOPRANK_CATALOGUE_LIMIT": str(args.items),
             "SHOPRANK_MODEL_REPO": str(args.model_repo), "SHOPRANK_DATA_DIR": str(ROOT / "data"),
-            "SHOPRANK_REPLICA_ID": f"bench-{time.time_ns()}",  # a new broker each run: never its old snapshot
+            "SHOPRANK_REPLICA_ID": f"bench-{time.time_ns()}",  # a new broker each stack: never its old snapshot
             "SHOPRANK_KAFKA_PARTITIONS": "4", "SHOPRANK_MODEL_SWAP_POLL_S": "0",
             "SHOPRANK_REPLICA_SNAPSHOT_INTERVAL_S": "3600",
             "SHOPRANK_ALLOW_OPEN_WRITES": "true"}  # a private rig on loopback: no API key
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=args.producer_linger_ms)
         servers = child_pids(("tansu", "redis-server"))
         ctx = mp.get_context("spawn")
+        name = config.name
+        api_port, metrics_port, recommend_port = free_port(), free_port(), free_port()
+        t0 = time.monotonic()
+        procs = start_processes(env_base, config, api_port=api_port, metrics_port=metrics_port,
+                                recommend_port=recommend_port, logs=tmp, name=f"{name}-{round_n}")
+        print(f"[{name} round {round_n}] API ready in {time.monotonic() - t0:.0f}s (api {config.api}, "
+              f"indexer {config.indexer}, recommend {config.recommend if config.run_recommend else 'off'})", flush=True)
+        commands, results = ctx.Queue(), ctx.Queue()
+        readers = ctx.Process(target=reader_process, args=(api_port, queries, pool_ids[:200], commands, results,
+                                                           read_mix, args.rank_candidates == "fresh"))
+        readers.start()
+        pids = procs.pids() | {"readers": readers.pid, "bench": os.getpid(), **servers}
         try:
-            for round_n in range(args.repeat):
-                for name, api_env, indexer_env in configs:
-                    api_port, metrics_port = free_port(), free_port()
-                    t0 = time.monotonic()
-                    api, indexer = start_processes(env_base, api_env, indexer_env, api_port=api_port,
-                                                   metrics_port=metrics_port, logs=tmp, name=f"{name}-{round_n}")
-                    print(f"[{name} round {round_n}] API ready in {time.monotonic() - t0:.0f}s "
-                          f"(api {api_env}, indexer {indexer_env})", flush=True)
-                    commands, results = ctx.Queue(), ctx.Queue()
-                    readers = ctx.Process(target=reader_process,
-                                          args=(api_port, queries, pool_ids[:200], commands, results, read_mix,
-                                                args.rank_candidates == "fresh"))
-                    readers.start()
-                    pids = {"api": api.pid, "indexer": indexer.pid, "readers": readers.pid, "bench": os.getpid(),
-                            **servers}
-                    # warm-up: the indexer joins its group; the readers fetch their candidates
-                    warm: list = []
-                    produce(traffic, producer, settings.kafka_topic, 20, 3, f"{name}{round_n}w", 10**9, warm)
-                    commands.put((5, 2))
-                    results.get(timeout=300)
-                    final_check(api_port, traffic.last, 60)
-                    traffic.last.clear()
-                    try:
-                        for rate, reads in cells:
-                            rows.append(run_cell(name, round_n, rate, reads, args, traffic, producer, settings,
-                                                 api_port, metrics_port, commands, results, pids))
-                            print(json.dumps(rows[-1]), flush=True)
-                    finally:
-                        commands.put(None)
-                        readers.join(30)
-                        stop(api)
-                        stop(indexer)
+            # warm-up: the indexer joins its group; the readers fetch their candidates and warm the caches
+            warm: list = []
+            produce(traffic, producer, settings.kafka_topic, 20, 3, f"{name}{round_n}w", 10**9, warm)
+            commands.put((5, 2))
+            results.get(timeout=300)
+            final_check(api_port, traffic.last, 60)
+            traffic.last.clear()
+            for rate, reads in cells:
+                rows.append(run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_port,
+                                     metrics_port, recommend_port if config.run_recommend else None, commands,
+                                     results, pids))
+                print(json.dumps(rows[-1]), flush=True)
         finally:
+            commands.put(None)
+            readers.join(30)
+            procs.stop()
             producer.close()
-    print_table(rows, args)
-    print(f"encoder alone before the run: {ceiling:.0f} texts/s (batch 64, 1 thread)")
-    if args.out:
-        args.out.write_text(json.dumps({"encoder_texts_per_s": ceiling, "item_path_texts_per_s": tower, "cells": rows},
-                                       indent=1))
+    return rows
 
 
-def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_port, metrics_port, commands,
-             results, pids) -> dict:
+def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_port, metrics_port, recommend_port,
+             commands, results, pids) -> dict:
     tag = f"{name}{round_n}-{int(rate)}-{int(reads)}"
     traffic.last.clear()
     traffic.counts.clear()
     api_before, idx_before = scrape(api_port), scrape(metrics_port)
+    rec_before = scrape(recommend_port) if recommend_port else {}
     cpu_before = {k: cpu_seconds(p) for k, p in pids.items()}
     ticks_before = cpu_ticks()
     load_before = os.getloadavg()[0]
@@ -582,6 +652,7 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
         time.sleep(1.0)
     cleared_s = time.monotonic() - measured_s
     api_after, idx_after = scrape(api_port), scrape(metrics_port)
+    rec_after = scrape(recommend_port) if recommend_port else {}
     age_le_1 = delta(api_after, api_before, 'shoprank_replica_event_age_seconds_bucket{le="1.0"}')
     age_n = delta(api_after, api_before, "shoprank_replica_event_age_seconds_count")
     ok_reads = [r for r in reader_rows if r[2] in (200, 404) or r[3] == "timeout"]  # 404: item deleted meanwhile
@@ -600,6 +671,9 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
         "reads_by_kind": {k: percentiles([r[1] for r in ok_reads if r[0] == k]) for k in ("retrieve", "rank", "keyphrases")},
         "reads_failed": len(reader_rows) - len(ok_reads), "reads_timed_out": sum(r[3] == "timeout" for r in reader_rows),
         "rank_phases": [p for p in phases if p != "timeout"],
+        "keyphrases_computed_on_read": sum(r[0] == "keyphrases" and r[3] == "computed" for r in reader_rows),
+        "recommend": {outcome: delta(rec_after, rec_before, f'shoprank_recommend_items_total{{outcome="{outcome}"}}')
+                      for outcome in ("computed", "kept", "not_asked", "superseded")} if recommend_port else None,
         "indexer_embedded": delta(idx_after, idx_before, 'shoprank_indexer_item_embeddings_total{outcome="embedded"}'),
         "indexer_reused": delta(idx_after, idx_before, 'shoprank_indexer_item_embeddings_total{outcome="reused"}'),
         "replica_reembedded": delta(api_after, api_before, 'shoprank_replica_item_embeddings_total{outcome="embedded"}'),
@@ -612,6 +686,10 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
                                      / max(1.0, age_n), 1),
         "cpu_s": cpu, "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "cache_hit_rate": {name: hit_rate(api_after, api_before, name) for name in ("embedding", "pair")},
+        "api_gc_pauses": {gen: {"n": delta(api_after, api_before, f'shoprank_gc_pause_seconds_count{{generation="{gen}"}}'),
+                                "ms": round(1000 * delta(api_after, api_before,
+                                                         f'shoprank_gc_pause_seconds_sum{{generation="{gen}"}}'), 1)}
+                          for gen in "012"},
     }
 
 
@@ -626,8 +704,9 @@ def print_table(rows: list[dict], args) -> None:
     print(f"\n{args.seconds:.0f} s per cell; visible = GET /v1/items/{{id}} shows the version (probed sample)")
     print("| config | R/s | Q/s | probed | visible p50 / p95 / p99 / max ms | replica ≤ 1 s | late / lost | "
           "reads p50 / p95 / p99 ms | indexer embedded / reused | replica re-embedded | CPU s api / indexer / "
-          "tansu / redis / bench / readers | box busy / niced | cache hits embedding / pair |")
-    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: | --- | --- | --- |")
+          "tansu / redis / bench / readers / recommend | box busy / niced | cache hits embedding / pair | keyphrases "
+          "computed on read / by the worker |")
+    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: | --- | --- | --- | --- |")
     for r in rows:
         v, q, c = r["visible_ms"], r["reads"], r["cpu_s"]
         vis = f"{v['p50']:.0f} / {v['p95']:.0f} / {v['p99']:.0f} / {v['max']:.0f}" if v.get("n") else "–"
@@ -641,8 +720,9 @@ def print_table(rows: list[dict], args) -> None:
         print(f"| {r['config']} | {r['updates_per_s']:.0f} | {r['reads_per_s']:.0f} | {v.get('n', 0)} | {vis} | "
               f"{within} | {r['late']} / {r['lost']} | {reads} | {r['indexer_embedded']:.0f} / "
               f"{r['indexer_reused']:.0f} | {r['replica_reembedded']:.0f} | {c.get('api')} / {c.get('indexer')} / "
-              f"{c.get('tansu')} / {c.get('redis-server')} / {c.get('bench')} / {c.get('readers')} | "
-              f"{100 * m['busy']:.0f} % / {100 * m['niced']:.0f} % | {hits} |")
+              f"{c.get('tansu')} / {c.get('redis-server')} / {c.get('bench')} / {c.get('readers')} / "
+              f"{c.get('recommend', '–')} | {100 * m['busy']:.0f} % / {100 * m['niced']:.0f} % | {hits} | "
+              f"{r['keyphrases_computed_on_read']} / {'–' if r['recommend'] is None else round(r['recommend']['computed'])} |")
 
 
 if __name__ == "__main__":
