@@ -39,7 +39,7 @@ def run_indexer(
     settings = Settings()
     configure_logging(settings)  # SHOPRANK_LOG_FORMAT / _LOG_LEVEL, as the API
     apply_thread_budget(settings)
-    lower_cpu_priority(settings.indexer_nice)
+    lower_cpu_priority(settings.indexer_nice, sched_idle=settings.indexer_sched_idle)
     port = metrics_port or settings.indexer_metrics_port
     if port:
         start_http_server(port, addr=settings.host)
@@ -63,7 +63,7 @@ def run_recommendations(
     settings = Settings()
     configure_logging(settings)
     apply_thread_budget(settings)
-    lower_cpu_priority(settings.indexer_nice)
+    lower_cpu_priority(settings.indexer_nice, sched_idle=settings.indexer_sched_idle)
     if not settings.kafka_bootstrap or not settings.redis_url:
         raise typer.BadParameter("needs SHOPRANK_KAFKA_BOOTSTRAP and SHOPRANK_REDIS_URL")
     if metrics_port:

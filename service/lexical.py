@@ -159,8 +159,10 @@ class Bm25LexicalIndex:
             base = self._base
             hits: list[tuple[str, float]] = []
             if base.retriever is not None and any(word in base.df for word in words):
+                # n_threads=0: in this thread. bm25s starts a ThreadPoolExecutor (a new OS thread) per call
+                # for any n_threads ≥ 1, a thread start and two wake-ups on every retrieve.
                 rows, scores = base.retriever.retrieve([words], k=min(k, base.n), show_progress=False,
-                                                       weight_mask=base.mask, n_threads=1)
+                                                       weight_mask=base.mask, n_threads=0)
                 hits = [(base.ids[r], float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
             hits.extend(self._delta.scores(words, base))
         hits.sort(key=lambda hit: (-hit[1], hit[0]))  # ties by id: the same answer whatever the write order

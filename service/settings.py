@@ -176,6 +176,12 @@ class KafkaSettings(BaseModel):
     # share with the API, niced workers take the cores the reads leave idle instead of queueing the reads behind
     # them. 0 by default: 10 and 19 measured no better for the readers' p99 on 2 cores (docs/indexing.md)
     indexer_nice: int = Field(0, ge=0, le=19)
+    # the same workers under Linux's SCHED_IDLE policy: they run on the cores nothing else wants, and a waking API
+    # thread preempts them at once (a nice level only shrinks their share: the API still waits out their time
+    # slice at every wake-up, several per request). On by default: it halved the API's run-queue wait under 300
+    # updates/s. The price: on a host whose reads keep every core busy, the workers wait (watch the consumer lag),
+    # so such a host runs them elsewhere or sets this false. docs/indexing.md, "Freshness as a user sees it"
+    indexer_sched_idle: bool = True
     # which items `shoprank indexer recommend` recomputes when their text changes: "asked" = those whose keyphrases
     # are cached (asked for within keyphrase_cache_ttl_s), so a retitled item's next request is a cache hit;
     # "all" = every item (about 15 items/s per 2 cores: for hosts with the ranker capacity for the whole stream)

@@ -12,7 +12,7 @@ module only decides when: once at process start, after numpy and FAISS are loade
 
 Two more per-process knobs live here because they too decide how processes share a small host's cores:
 the interpreter's GIL switch interval (``gil_switch_interval_ms``, 1 ms: a read waits less behind the
-replica follower's Python work) and the indexer's CPU priority (``indexer_nice``).
+replica follower's Python work) and the workers' CPU priority (``indexer_nice``, ``indexer_sched_idle``).
 """
 
 from __future__ import annotations
@@ -42,9 +42,17 @@ def apply_thread_budget(settings: Settings) -> None:
              sorted({info["filepath"].rsplit("/", 1)[-1] for info in threadpool_info() if info["user_api"] == "blas"}))
 
 
-def lower_cpu_priority(increment: int) -> None:
-    """Raise this process's niceness by ``increment`` (0 = unchanged). On Linux niceness is per thread and new
-    threads inherit it, so it is called before the process starts its Kafka, ONNX Runtime and metrics threads."""
+def lower_cpu_priority(increment: int, *, sched_idle: bool = False) -> None:
+    """Raise this process's niceness by ``increment`` (0 = unchanged) and, with ``sched_idle``, put it under
+    ``SCHED_IDLE`` (no privilege needed to lower a policy). On Linux both are per thread and new threads inherit
+    them, so it is called before the process starts its Kafka, ONNX Runtime and metrics threads."""
     if increment:
         os.nice(increment)
         log.info("CPU priority: nice +%d", increment)
+    if sched_idle:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError) as exc:  # not Linux, or a sandbox that forbids the call: run as normal
+            log.warning("CPU priority: SCHED_IDLE not available (%s); running under the normal policy", exc)
+            return
+        log.info("CPU priority: SCHED_IDLE (runs on otherwise idle cores, preempted by any waking normal thread)")

@@ -40,7 +40,11 @@ autogroup against ours, not as nice 19 — it takes real CPU from the bench).
 Reported per cell: visible p50/p95/p99/max over the probed sample, the share of *all* events applied by
 the replica within 1 s (its ``shoprank_replica_event_age_seconds`` histogram: event create → applied),
 events lost, readers' latency percentiles, CPU seconds per process (``/proc/<pid>/stat``), and model
-calls: the indexer's embedded vs reused (price-only) upserts and the replica's re-embeddings.
+calls: the indexer's embedded vs reused (price-only) upserts and the replica's re-embeddings. The API's
+threads get their own line in the JSON (``api_threads_cpu_s``: CPU seconds and seconds spent runnable but
+waiting for a core, from ``/proc/<pid>/task/*/schedstat``, over the cell without its final check): the wait
+is what the other processes cost the API's requests. ``--profile-api DIR`` adds a py-spy profile of the API
+per cell (every thread, and the GIL holder alone).
 
     .venv/bin/python bench/freshness/over_http.py --rates 0,100,200,300,500 --reads 0,20,50 --seconds 15
 
@@ -57,6 +61,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -511,6 +516,9 @@ def main() -> None:
                         help="cell: a fresh broker, Redis and processes for every cell (Tansu's fetch cost grows "
                              "with the records it holds); config: one per configuration and round, cells in a row")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--profile-api", type=Path, default=None,
+                        help="a folder: py-spy records the API process through each cell (--threads; raw "
+                             "collapsed stacks, one file per cell, plus a --gil file: only the thread holding the GIL)")
     parser.add_argument("--state-dir", type=Path, default=Path(tempfile.gettempdir()) / "shoprank-freshness-state",
                         help="kept between runs: the seed item and keyphrase index snapshots are built once")
     parser.add_argument("--model-repo", type=Path, default=ROOT / "model_repo")
@@ -615,6 +623,7 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
     api_before, idx_before = scrape(api_port), scrape(metrics_port)
     rec_before = scrape(recommend_port) if recommend_port else {}
     cpu_before = {k: cpu_seconds(p) for k, p in pids.items()}
+    api_threads_before = thread_cpu_seconds(pids["api"])
     ticks_before = cpu_ticks()
     load_before = os.getloadavg()[0]
     probes: list = []
@@ -628,6 +637,7 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
         prober.start()
     if reads:
         commands.put((reads, args.seconds))
+    profilers = start_profiles(args.profile_api, pids["api"], tag, args.seconds) if args.profile_api else []
     achieved = 0.0
     if rate:
         every = max(1, round(rate / args.probe_per_s))
@@ -635,9 +645,12 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
     else:
         time.sleep(args.seconds)
     reader_rows = results.get(timeout=args.seconds + 300) if reads else []
+    for profiler in profilers:
+        profiler.wait(60)
     done.set()
     if prober is not None:
         prober.join(args.drain_s + args.seconds + 10)
+    api_threads = thread_cpu_delta(pids["api"], api_threads_before)  # the cell alone, not the final check's GETs
     measured_s = time.monotonic()
     late = final_check(api_port, traffic.last, args.drain_s) if rate else 0
     cpu = {k: round((cpu_seconds(p) or 0) - (cpu_before[k] or 0), 1) for k, p in pids.items()}
@@ -684,13 +697,58 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
                                              / max(1.0, delta(idx_after, idx_before, "shoprank_indexer_event_age_seconds_count")), 1),
         "replica_mean_age_ms": round(1000 * delta(api_after, api_before, "shoprank_replica_event_age_seconds_sum")
                                      / max(1.0, age_n), 1),
-        "cpu_s": cpu, "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cpu_s": cpu, "api_threads_cpu_s": api_threads, "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "cache_hit_rate": {name: hit_rate(api_after, api_before, name) for name in ("embedding", "pair")},
         "api_gc_pauses": {gen: {"n": delta(api_after, api_before, f'shoprank_gc_pause_seconds_count{{generation="{gen}"}}'),
                                 "ms": round(1000 * delta(api_after, api_before,
                                                          f'shoprank_gc_pause_seconds_sum{{generation="{gen}"}}'), 1)}
                           for gen in "012"},
     }
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, tuple[float, float]]:
+    """Each thread of ``pid``: (CPU seconds, seconds spent runnable but waiting for a core) so far
+    (``/proc/<pid>/task/<tid>/schedstat``: on-CPU ns, run-queue wait ns, timeslices)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            on_cpu, waiting, _ = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(tid)] = (int(on_cpu) / 1e9, int(waiting) / 1e9)
+    return out
+
+
+def thread_cpu_delta(pid: int, before: dict[int, tuple[float, float]]) -> dict[str, list[float]]:
+    """The API's [CPU seconds, run-queue wait seconds] over the cell by thread (named by ``py-spy dump`` when it is
+    installed: Python 3.11 gives its threads no OS names), threads under 0.1 CPU-s summed as ``other``."""
+    names: dict[int, str] = {}
+    spy = shutil.which("py-spy") or str(ROOT / ".venv/bin/py-spy")
+    if Path(spy).exists():
+        dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30).stdout
+        for line in dump.splitlines():  # Thread 1234 (idle): "replica-follower"
+            head = line.split(": ", 1)
+            if line.startswith("Thread ") and len(head) == 2 and head[0].split()[1].isdigit():
+                names[int(head[0].split()[1])] = head[1].strip().strip('"')
+    out: dict[str, list[float]] = {}
+    for tid, (on_cpu, waiting) in thread_cpu_seconds(pid).items():
+        used, waited = on_cpu - before.get(tid, (0.0, 0.0))[0], waiting - before.get(tid, (0.0, 0.0))[1]
+        label = names.get(tid, f"tid {tid}") if used >= 0.1 else "other"
+        if label.startswith("kafka-io-"):
+            label = "kafka-io"
+        row = out.setdefault(label, [0.0, 0.0])
+        row[0], row[1] = round(row[0] + used, 2), round(row[1] + waited, 2)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1][0]))
+
+
+def start_profiles(folder: Path, pid: int, tag: str, seconds: float) -> list[subprocess.Popen]:
+    """py-spy on the API through the cell: every thread's CPU samples, and (``--gil``) only the GIL holder's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(ROOT / ".venv/bin/py-spy")
+    return [subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(seconds)), "--threads", "-f", "raw",
+                              "-o", str(folder / f"api-{tag}{suffix}.txt"), *flags],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for suffix, flags in (("", []), ("-gil", ["--gil"]))]
 
 
 def hit_rate(after: dict, before: dict, cache: str) -> float | None:

@@ -94,6 +94,7 @@ def test_kill_9_mid_batch_then_restart_applies_every_event_once(seed, kafka_boot
         wait_until(lambda: store.count() >= kill_at_stored or first.poll() is not None, timeout_s=900,
                    every_s=0.02, what=f"{kill_at_stored} items stored")
         assert first.poll() is None, (tmp_path / "indexer-1.log").read_text()[-3000:]
+        assert os.sched_getscheduler(first.pid) == os.SCHED_IDLE  # SHOPRANK_INDEXER_SCHED_IDLE, on by default
         # land anywhere in the batch cycle, but well before the end: on an idle machine the worker
         # drains the remaining ~270 events in a few hundred ms, so a longer delay can miss the stream
         time.sleep(random.Random(seed).uniform(0.0, 0.05))

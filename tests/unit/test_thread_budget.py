@@ -57,3 +57,13 @@ def test_a_lower_cpu_priority_reaches_the_threads_started_after_it() -> None:
                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}).stdout
     base = os.getpriority(os.PRIO_PROCESS, 0)
     assert [int(x) for x in out.split()] == [min(19, base + 7)] * 2
+
+
+def test_sched_idle_reaches_the_threads_started_after_it() -> None:
+    script = ("import os, threading; from service.threads import lower_cpu_priority; lower_cpu_priority(0, sched_idle=True); "
+              "seen = []; t = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0))); "
+              "t.start(); t.join(); print(os.sched_getscheduler(0), seen[0])")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, cwd=ROOT,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}).stdout
+    assert [int(x) for x in out.split()] == [os.SCHED_IDLE] * 2
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller of the test is untouched
