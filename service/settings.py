@@ -174,7 +174,7 @@ class KafkaSettings(BaseModel):
     indexer_ort_allow_spinning: bool = False
     # CPU priority of `shoprank indexer run` and `indexer recommend` (nice increment at start, 0–19): on a host they
     # share with the API, niced workers take the cores the reads leave idle instead of queueing the reads behind
-    # them. 0 by default: 10 and 19 measured no better for the readers' p99 on 2 cores (docs/indexing.md)
+    # them. 0 by default: 10 and 19 measured no better for the readers' p99 on 2 cores (SCHED_IDLE, below, did)
     indexer_nice: int = Field(0, ge=0, le=19)
     # the same workers under Linux's SCHED_IDLE policy: they run on the cores nothing else wants, and a waking API
     # thread preempts them at once (a nice level only shrinks their share: the API still waits out their time

@@ -517,7 +517,7 @@ def main() -> None:
                              "with the records it holds); config: one per configuration and round, cells in a row")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--profile-api", type=Path, default=None,
-                        help="a folder: py-spy records the API process through each cell (--threads; raw "
+                        help="a folder: py-spy (pip install py-spy) records the API process through each cell (--threads; raw "
                              "collapsed stacks, one file per cell, plus a --gil file: only the thread holding the GIL)")
     parser.add_argument("--state-dir", type=Path, default=Path(tempfile.gettempdir()) / "shoprank-freshness-state",
                         help="kept between runs: the seed item and keyphrase index snapshots are built once")

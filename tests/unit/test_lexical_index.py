@@ -171,3 +171,17 @@ def test_the_delta_postings_find_what_a_scan_of_every_delta_title_finds() -> Non
                             if (s := _bm25(query_words, tokenize([t])[0], index._base)) > 0}
                 found = {i: s for i, s in index.search(query, k=1_000) if i.startswith("d")}
                 assert found == expected
+
+
+def test_a_search_runs_in_the_calling_thread(monkeypatch) -> None:
+    """bm25s starts a thread pool per retrieve when asked for any threads: on a request path that is a thread
+    start and two wake-ups per search (docs/indexing.md, "the API waits for a core")."""
+    import bm25s
+
+    index = Bm25LexicalIndex(TITLES)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("bm25s started a thread pool for a search")
+
+    monkeypatch.setattr(bm25s, "ThreadPoolExecutor", no_pool)
+    assert ids(index.search("cordless driver", 2)) == ["5", "1"]
