@@ -5,7 +5,8 @@ and Kafka spreads the partitions over them. The loop blocks in ``poll`` at most 
 open batch is due, so a record waits at most ``indexer_batch_max_wait_s`` before its batch is
 applied. A failing dependency (Redis, the broker) is retried with back-off on the same batch —
 the apply is idempotent — and the worker exits after ``max_apply_attempts`` so a supervisor
-restarts it from the last committed offsets.
+restarts it from the last committed offsets. A commit the broker cannot take is not a reason to
+exit: the batch is already durable, so its offsets ride along with the next commit.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class IndexerWorker:
         self.closers = closers  # what ``run`` releases on exit (producer, store)
         self.listener = FlushOnRevoke(self.make_durable, lambda: self.consumer)
         self.applied_batches = 0
+        self.failed_commits = 0
+        self._uncommitted: dict[tuple[str, int], int] = {}  # durable, but their commit failed
         self._lag_at = 0.0
 
     def run(self, *, stop: threading.Event) -> None:
@@ -92,13 +95,24 @@ class IndexerWorker:
         self.batcher.add(Consumed(event, record.topic, record.partition, record.offset, record.timestamp))
 
     def flush(self) -> None:
-        """Make everything consumed so far durable, then commit its offsets."""
-        next_offsets = self.make_durable()
+        """Make everything consumed so far durable, then commit its offsets (and any left over)."""
+        self._uncommitted.update(self.make_durable())
+        owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        self._uncommitted = {tp: offset for tp, offset in self._uncommitted.items() if tp in owned}
+        if not self._uncommitted:
+            return
         try:
-            commit_offsets(self.consumer, next_offsets)
+            commit_offsets(self.consumer, self._uncommitted)
         except CommitFailedError as exc:
             # The group moved on; the new owner re-delivers and the apply drops the duplicates.
             log.warning("commit failed after a rebalance (batch is durable, re-delivery is harmless): %s", exc)
+        except KafkaError as exc:
+            # The broker is unreachable, but the batch is durable: exiting would only stop indexing
+            # until a supervisor noticed. Keep its offsets and commit them with the next batch.
+            self.failed_commits += 1
+            log.warning("commit failed (%s); the batch is durable, its offsets go with the next commit", exc)
+            return
+        self._uncommitted = {}
 
     def make_durable(self) -> dict[tuple[str, int], int]:
         """Apply the open batch and flush its dead letters; returns the offsets it allows to commit."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -116,6 +117,7 @@ def running_indexer(settings: Settings, *, client_id: str = "test-indexer") -> I
         try:
             worker.run(stop=stop)
         except BaseException as exc:  # noqa: BLE001 - surfaced to the test below
+            logging.getLogger(__name__).exception("indexer worker %s stopped on an error", client_id)
             errors.append(exc)
 
     thread = threading.Thread(target=run, name=client_id, daemon=True)
