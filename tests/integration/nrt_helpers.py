@@ -116,7 +116,7 @@ def running_indexer(settings: Settings, *, client_id: str = "test-indexer") -> I
     def run() -> None:
         try:
             worker.run(stop=stop)
-        except BaseException as exc:  # noqa: BLE001 - surfaced to the test below
+        except BaseException as exc:  # logged here, re-raised to the test on exit
             logging.getLogger(__name__).exception("indexer worker %s stopped on an error", client_id)
             errors.append(exc)
 
