@@ -340,6 +340,7 @@ def probe(port: int, probes: list, done: threading.Event, every_s: float, gets_p
     pending: list[list] = []  # [item, version, kind, sent ms, mix kind, last polled]
     taken = 0
     per_tick = max(1, int(gets_per_s * every_s))
+    tick_s = max(every_s, per_tick / gets_per_s)  # a budget under one GET per ``every_s`` stretches the tick
     while True:
         while taken < len(probes):
             pending.append([*probes[taken], 0.0])
@@ -363,7 +364,7 @@ def probe(port: int, probes: list, done: threading.Event, every_s: float, gets_p
                 out["timed_out"] += 1
                 entry[5] = -1.0
         pending = [entry for entry in pending if entry[5] >= 0]
-        time.sleep(max(0.0, every_s - (time.perf_counter() - tick)))
+        time.sleep(max(0.0, tick_s - (time.perf_counter() - tick)))
 
 
 def final_check(port: int, last: dict, drain_s: float) -> int:
