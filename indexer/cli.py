@@ -54,7 +54,8 @@ def run_recommendations(
     metrics_port: int = typer.Option(None, help="serve Prometheus metrics here (shoprank_recommend_items_total)"),
 ) -> None:
     """Follow the vector log in its own group and cache keyphrase recommendations for changed items
-    (those callers ask for, by default: SHOPRANK_RECOMMEND_SCOPE)."""
+    (those callers ask for, by default: SHOPRANK_RECOMMEND_SCOPE), and warm the ranker's pair scores of
+    retitled and new items for the head queries (SHOPRANK_PAIR_WARMING)."""
     from prometheus_client import start_http_server
 
     from indexer.recommend import RecommendationWorker, recommendations_group

@@ -44,3 +44,11 @@ RECOMMENDATIONS = Counter(
 )
 """outcome: computed (a ranker call, cached) | kept (same text: the cached keyphrases hold) | not_asked (scope "asked",
 nothing cached: computed on the first request) | superseded (a newer version or a delete is stored)"""
+PAIRS_WARMED = Counter(
+    "shoprank_pair_warm_pairs_total",
+    "(head query, changed item) pairs `indexer recommend` scored and shared before a search asked for them",
+)
+PAIRS_PENDING = Gauge(
+    "shoprank_pair_warm_pending",
+    "Next-in-line (head query, item) pairs `indexer recommend` has yet to score (it scores a few after each poll)",
+)

@@ -20,6 +20,10 @@ is what lets it keep up on a small host: at 300 updates/s of which a third chang
 need seven times that ranker; the asked items are the few a catalogue's callers care about at the time.
 Offsets are committed after the cache write; the cache write is version-guarded, so a
 re-delivered or late record never replaces newer recommendations.
+
+The same poll also warms ranker pair scores (``indexer/pair_warmer.py``, with Redis and
+``SHOPRANK_PAIR_WARMING``): each retitled or new item against the head queries it would now be re-scored
+for, so the search that meets it reads the pair from Redis instead of running the cross-encoder.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ import logging
 import threading
 from collections import Counter
 
+import numpy as np
 from kafka import KafkaConsumer
 
 from indexer.apply import stored_versions
 from indexer.metrics import RECOMMENDATIONS
+from indexer.pair_warmer import PairWarmer
 from service import pipelines
 from service.catalogue import text_hash
 from service.runtime import Runtime
@@ -55,6 +61,8 @@ class RecommendationWorker:
         self.settings = settings
         self.runtime = runtime
         self.outcomes: Counter[str] = Counter()  # changed items per outcome (shoprank_recommend_items_total)
+        # retitled and new items' pairs with the head queries, scored before a search asks (indexer/pair_warmer.py)
+        self.warmer = PairWarmer(runtime) if runtime.pair_scores is not None else None
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, group_id=recommendations_group(settings),
             client_id=client_id, enable_auto_commit=False, auto_offset_reset="earliest",
@@ -73,6 +81,8 @@ class RecommendationWorker:
                 if records:
                     self.process(records)
                     self.consumer.commit()  # the positions after this poll: everything above is cached
+                if self.warmer is not None:
+                    self.warmer.warm_next_in_line()  # a few at a time: the log's records come first
         finally:
             self.consumer.close(autocommit=False)
 
@@ -86,7 +96,7 @@ class RecommendationWorker:
             except (ValueError, UnicodeDecodeError):
                 continue  # the replicas count unreadable records; nothing to recommend
             if record.doc is not None:
-                upserts.append(ItemChange(record.item_id, record.version, record.doc))
+                upserts.append(ItemChange(record.item_id, record.version, record.doc, vector=record.vector))
         latest = newest_per_item(upserts)
         runtime, cache_k = self.runtime, self.settings.keyphrase_cache_k
         model_version = runtime.recommendations_version
@@ -95,6 +105,9 @@ class RecommendationWorker:
                    if version is None or not is_newer(version, change.version)]
         # superseded or deleted since: a later record (or the serving fallback) covers it
         self._count("superseded", len(latest) - len(current))
+        retitled = [change for change in current if change.vector is not None]  # a new text (advances carry none)
+        if self.warmer is not None and retitled:  # first: a few ms a pair, and searches meet them soonest
+            self.warmer.warm([c.doc for c in retitled], np.stack([c.vector for c in retitled]))
         fills = []
         # The log is written before the store, so the store may not hold this version yet: the document
         # travels with the record.

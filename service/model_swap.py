@@ -181,7 +181,7 @@ class ModelSwapWatcher:
         started = time.perf_counter()
         backend = self._backend_factory(settings)  # fresh: pins the newest versions, the old one keeps its own
         try:
-            scorer = make_pair_scorer(backend, settings)
+            scorer = make_pair_scorer(backend, settings, shared=runtime.pair_scores)
             scorer.score(["warm up"], ["warm up"], task=scorer.tasks()[0])
             encoder = make_encoder(backend, settings, cache=runtime.encoder.cache) if kind == "encoder" else None
             if encoder is not None:

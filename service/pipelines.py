@@ -29,6 +29,7 @@ from service.ranking.value_model import rank_by_value, value_scores
 from service.runtime import Runtime
 from service.settings import Settings, WeightProfile
 from service.store.base import CachedRecommendations, ItemDocument, KeyphraseRecommendation
+from service.store.pair_scores import HeadQuery
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,19 @@ def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument],
     query_kind = "item" if task == "item_item" else "query"
     item_kind = "query" if task == "query_query" else "item"
     query_vector = runtime.encoder.encode([query], kind=query_kind)
-    first = _phase_heads(runtime.first_phase.score(query_vector, item_vectors(runtime, items, kind=item_kind),
-                                                   task=task), card, popularity)
+    vectors = item_vectors(runtime, items, kind=item_kind)
+    first = _phase_heads(runtime.first_phase.score(query_vector, vectors, task=task), card, popularity)
     first_rank = rank_by_value(expected_relevance=first.expected, p_partial_or_better=first.p_partial_or_better,
                                ctr=first.ctr, cvr=first.cvr, weights=weights, min_relevance=min_relevance)
     rows = phases.second_phase_rows(first_rank.order, depth)
+    if len(rows) and runtime.pair_scores is not None and task == "query_item":
+        # what `indexer recommend` warms pairs for: this query, the items re-scored (a new title of one is a new
+        # pair), the next few in line, and the cosine a newcomer needs to be among the len(rows) closest
+        cosines = vectors @ query_vector[0]
+        after = first_rank.order[len(rows):len(rows) + runtime.settings.pair_warm_next]
+        runtime.pair_scores.record_query(task, HeadQuery(
+            query, float(np.partition(cosines, -len(rows))[-len(rows)]), tuple(items[r].item_id for r in rows),
+            tuple((items[r].item_id, items[r].text) for r in after)))
     if len(rows):
         second = _phase_heads(runtime.scorer.score([query] * len(rows), [items[r].text for r in rows], task=task),
                               card, popularity[rows])

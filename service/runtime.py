@@ -30,6 +30,7 @@ from service.lexical import Bm25LexicalIndex, LexicalIndex, load_or_build
 from service.searchable import SearchableVersions
 from service.settings import Settings
 from service.store.base import ItemDocument, ItemStore
+from service.store.pair_scores import RedisPairScores, make_pair_scores
 from service.versioned_apply import ApplyResult, ItemChange, commit, is_newer, prepare
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class Runtime:
     """What ``items`` holds per item (version, text hash); changed right after the index, never before."""
     lexical: LexicalIndex | None = None
     """BM25 over the item titles (``service/lexical.py``); written with ``items`` by every write path."""
+    pair_scores: RedisPairScores | None = None
+    """Shared pair scores and the head-query log (``service/store/pair_scores.py``); None without Redis."""
     ready: bool = False
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -95,6 +98,8 @@ class Runtime:
 
     def close(self) -> None:
         self.store.close()
+        if self.pair_scores is not None:
+            self.pair_scores.close()
         self.backend.close()
 
 
@@ -153,7 +158,8 @@ def build_runtime(settings: Settings) -> Runtime:
     """Everything the API needs, ready to serve (the slow part of start-up)."""
     backend = make_backend(settings)
     encoder = make_encoder(backend, settings, cache=embedding_cache(settings.embedding_cache_size))
-    scorer = make_pair_scorer(backend, settings)
+    pair_scores = make_pair_scores(settings)
+    scorer = make_pair_scorer(backend, settings, shared=pair_scores)
     store = make_store(settings)
     catalogue = load_catalogue(settings.data_dir, limit=settings.catalogue_limit)
     seed = [ItemDocument(item_id=i, title=t) for i, t in zip(catalogue.item_ids, catalogue.item_titles)]
@@ -174,7 +180,7 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings=settings, backend=backend, encoder=encoder, scorer=scorer, items=items,
                    keyphrases=keyphrases, keyphrase_texts=texts, store=store,
                    searchable=SearchableVersions.of_docs(seed),
-                   first_phase=first_phase, phasing=phasing, lexical=lexical)
+                   first_phase=first_phase, phasing=phasing, lexical=lexical, pair_scores=pair_scores)
 
 
 def lexical_index_of(settings: Settings, docs, *, snapshot: bool = False) -> LexicalIndex:

@@ -229,6 +229,17 @@ class RankingSettings(BaseModel):
     # pairs at 0.38× the full cross-encoder's p50, over the 0.35× target (docs/serving.md, "Phased ranking")
     keyphrase_rerank_depth: int | None = Field(15, ge=0)
     pair_cache_size: int = Field(10_000, ge=0)  # LRU of ranker outputs per (version, task, query, title); 0 = off
+    # with Redis: ranker pair scores shared by every process (PairScorer's second tier); each rank records its query
+    # with the items re-scored, the next `pair_warm_next` in line and its entry bar (the cosine a candidate needs to
+    # be among the `rerank_depth` closest); `indexer recommend` scores, off the request path, a changed item against
+    # the newest `pair_warm_queries` that re-scored it (or, with a `pair_warm_margin`, whose bar less it it clears; at most
+    # `pair_warm_max_pairs` per poll), and the next-in-line pairs a few per poll (indexer/pair_warmer.py)
+    pair_warming: bool = True
+    pair_score_ttl_s: int = Field(86_400, ge=0)
+    pair_warm_queries: int = Field(1000, ge=1)
+    pair_warm_margin: float | None = Field(None, ge=0, le=2)  # None: no newcomer rule (docs/indexing.md, 2026-12-06)
+    pair_warm_max_pairs: int = Field(128, ge=1)
+    pair_warm_next: int = Field(10, ge=0)  # first-phase rows past the re-scored ones warmed too (they move up)
     # /v1/retrieve's mode when a request names none, and the reciprocal-rank-fusion constant: both chosen on the
     # validation split by bench/hybrid_retrieval.py
     retrieval_mode: Literal["dense", "lexical", "hybrid"] = "hybrid"

@@ -603,6 +603,8 @@ def run_stack(args, config: Config, round_n: int, cells: list, traffic: Traffic,
             results.get(timeout=300)
             final_check(api_port, traffic.last, 60)
             traffic.last.clear()
+            if config.run_recommend:
+                settle_pair_warming(recommend_port)
             for rate, reads in cells:
                 rows.append(run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_port,
                                      metrics_port, recommend_port if config.run_recommend else None, commands,
@@ -614,6 +616,24 @@ def run_stack(args, config: Config, round_n: int, cells: list, traffic: Traffic,
             procs.stop()
             producer.close()
     return rows
+
+
+def settle_pair_warming(recommend_port: int, *, quiet_s: float = 4.0, timeout_s: float = 240.0) -> None:
+    """Wait until `indexer recommend` has scored the next-in-line pairs of the queries the warm-up ranked
+    (``shoprank_pair_warm_pending`` 0 and nothing warmed for ``quiet_s``): the steady state of a deployment
+    whose head queries have been asked for a while, like the caches the warm-up fills."""
+    started = last_change = time.monotonic()
+    last = None
+    while time.monotonic() - started < timeout_s:
+        metrics = scrape(recommend_port)
+        warmed = metrics.get("shoprank_pair_warm_pairs_total", 0.0)
+        if warmed != last:
+            last, last_change = warmed, time.monotonic()
+        elif metrics.get("shoprank_pair_warm_pending", 0.0) == 0 and time.monotonic() - last_change >= quiet_s:
+            print(f"pair warming settled in {time.monotonic() - started:.0f} s ({warmed:.0f} pairs)", flush=True)
+            return
+        time.sleep(0.5)
+    print(f"pair warming not settled after {timeout_s:.0f} s", flush=True)
 
 
 def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_port, metrics_port, recommend_port,
@@ -700,6 +720,10 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
                                      / max(1.0, age_n), 1),
         "cpu_s": cpu, "api_threads_cpu_s": api_threads, "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "cache_hit_rate": {name: hit_rate(api_after, api_before, name) for name in ("embedding", "pair")},
+        # ranker pairs the API computed (missed by its LRU and the shared tier) and `indexer recommend` warmed
+        "pairs_computed_on_read": delta(api_after, api_before, "shoprank_pair_cache_misses_total")
+                                  - delta(api_after, api_before, "shoprank_pair_shared_hits_total"),
+        "pairs_warmed": delta(rec_after, rec_before, "shoprank_pair_warm_pairs_total") if recommend_port else None,
         "api_gc_pauses": {gen: {"n": delta(api_after, api_before, f'shoprank_gc_pause_seconds_count{{generation="{gen}"}}'),
                                 "ms": round(1000 * delta(api_after, api_before,
                                                          f'shoprank_gc_pause_seconds_sum{{generation="{gen}"}}'), 1)}
@@ -764,8 +788,8 @@ def print_table(rows: list[dict], args) -> None:
     print("| config | R/s | Q/s | probed | visible p50 / p95 / p99 / max ms | replica ≤ 1 s | late / lost | "
           "reads p50 / p95 / p99 ms | indexer embedded / reused | replica re-embedded | CPU s api / indexer / "
           "tansu / redis / bench / readers / recommend | box busy / niced | cache hits embedding / pair | keyphrases "
-          "computed on read / by the worker |")
-    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: | --- | --- | --- | --- |")
+          "computed on read / by the worker | pairs computed on read / warmed |")
+    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: | --- | --- | --- | --- | --- |")
     for r in rows:
         v, q, c = r["visible_ms"], r["reads"], r["cpu_s"]
         vis = f"{v['p50']:.0f} / {v['p95']:.0f} / {v['p99']:.0f} / {v['max']:.0f}" if v.get("n") else "–"
@@ -781,7 +805,8 @@ def print_table(rows: list[dict], args) -> None:
               f"{r['indexer_reused']:.0f} | {r['replica_reembedded']:.0f} | {c.get('api')} / {c.get('indexer')} / "
               f"{c.get('tansu')} / {c.get('redis-server')} / {c.get('bench')} / {c.get('readers')} / "
               f"{c.get('recommend', '–')} | {100 * m['busy']:.0f} % / {100 * m['niced']:.0f} % | {hits} | "
-              f"{r['keyphrases_computed_on_read']} / {'–' if r['recommend'] is None else round(r['recommend']['computed'])} |")
+              f"{r['keyphrases_computed_on_read']} / {'–' if r['recommend'] is None else round(r['recommend']['computed'])} | "
+              f"{r['pairs_computed_on_read']:.0f} / {'–' if r['pairs_warmed'] is None else round(r['pairs_warmed'])} |")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ import copy
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from service.inference.base import InferenceBackend
-from service.inference.row_cache import RowCache
+from service.inference.row_cache import RowCache, merge_rows
 from service.inference.tokenize import TextTokenizer, length_sorted_chunks
 from service.matryoshka import matryoshka_cut
 from service.ranking.ordinal import OrdinalScores, from_cumulative_logits, sigmoid
@@ -158,6 +159,14 @@ class TwoTowerEncoder:
         return (self.item if kind == "item" else self.query).encode(texts, kind=kind)
 
 
+class SharedRows(Protocol):
+    """A cache tier other processes fill too (``service/store/pair_scores.py``); misses read as None."""
+
+    def get_many(self, keys: Sequence) -> list[np.ndarray | None]: ...
+
+    def put_many(self, keys: Sequence, values: np.ndarray) -> None: ...
+
+
 class PairHeads:
     """Ranker read-outs for a batch of pairs: ordinal relevance and engagement probabilities."""
 
@@ -178,11 +187,15 @@ class PairScorer(_RepoModel):
     """(left, right) text pairs → ordinal relevance + CTR/CVR for an entity-pair task.
 
     With a pair-score ``RowCache`` (``service/inference/row_cache.py``) the raw outputs of pairs seen before
-    are reused and only the others reach the backend."""
+    are reused and only the others reach the backend. With a ``shared`` tier (``service/store/pair_scores.py``:
+    Redis, filled by every process and warmed by ``indexer recommend``) the LRU's misses are looked up there
+    before the model runs, and what the model computes is shared."""
 
-    def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, cache: RowCache | None = None) -> None:
+    def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, cache: RowCache | None = None,
+                 shared: SharedRows | None = None) -> None:
         super().__init__(backend, repo, model, max_tokens=max_tokens, sub_batch=sub_batch)
         self.cache = cache
+        self.shared = shared
 
     def tasks(self) -> list[str]:
         return list(self.card.get("tasks", ["query_item"]))
@@ -207,12 +220,19 @@ class PairScorer(_RepoModel):
                                    extra)
             return np.concatenate([out["relevance_logits"], out["engagement_logits"]], axis=1)
 
+        keys = [(self.model_version, task, left, right) for left, right in zip(lefts, rights)]
+        compute = run if self.shared is None else lambda rows: self._shared_or_run(rows, keys, run)
         cache = self.cache if self.cache is not None and self.cache.size > 0 else None
-        if cache is None:
-            raw = run(list(range(len(lefts))))
-        else:
-            raw = cache.rows([(self.model_version, task, left, right) for left, right in zip(lefts, rights)], run)
+        raw = compute(list(range(len(lefts)))) if cache is None else cache.rows(keys, compute)
         return _heads(card, raw[:, :2], raw[:, 2:])
+
+    def _shared_or_run(self, rows: list[int], keys: list, run) -> np.ndarray:
+        """Raw outputs for ``rows``: from the shared tier where it holds them, the rest from the model (then shared)."""
+        out, todo, fresh = merge_rows(self.shared.get_many([keys[r] for r in rows]),
+                                      lambda missing: run([rows[i] for i in missing]))
+        if todo:
+            self.shared.put_many([keys[rows[i]] for i in todo], fresh)
+        return out
 
 
 class FirstPhaseScorer(_RepoModel):

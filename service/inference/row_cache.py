@@ -78,21 +78,29 @@ class RowCache:
         """One row per key: cached rows as they are, the rest from ``compute(missing row numbers)`` (called
         once, only when something is missing), which are then stored. What a batch model call with a
         cache in front of it needs: the hits and the misses of one batch, merged in input order."""
-        cached = self.get_many(keys)
-        todo = [row for row, value in enumerate(cached) if value is None]
-        if not todo:
-            return np.stack(cached)
-        fresh = np.asarray(compute(todo), dtype=np.float32)
-        self.put_many([keys[r] for r in todo], fresh)
-        out = np.empty((len(keys), fresh.shape[1]), dtype=np.float32)
-        out[todo] = fresh
-        for row, value in enumerate(cached):
-            if value is not None:
-                out[row] = value
+        out, todo, fresh = merge_rows(self.get_many(keys), compute)
+        if todo:
+            self.put_many([keys[r] for r in todo], fresh)
         return out
 
     def __len__(self) -> int:
         return len(self._rows)
+
+
+def merge_rows(cached: Sequence[np.ndarray | None], compute: Callable[[list[int]], np.ndarray],
+               ) -> tuple[np.ndarray, list[int], np.ndarray | None]:
+    """``cached`` with its gaps (None) filled by one ``compute(gap row numbers)`` call, in input order; also the
+    gap rows and their computed values, for the caller to store in its tier."""
+    todo = [row for row, value in enumerate(cached) if value is None]
+    if not todo:
+        return np.stack(cached), todo, None
+    fresh = np.asarray(compute(todo), dtype=np.float32)
+    out = np.empty((len(cached), fresh.shape[1]), dtype=np.float32)
+    out[todo] = fresh
+    for row, value in enumerate(cached):
+        if value is not None:
+            out[row] = value
+    return out, todo, fresh
 
 
 def pair_score_cache(size: int) -> RowCache:

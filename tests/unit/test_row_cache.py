@@ -132,3 +132,33 @@ def test_bulk_builds_go_past_the_embedding_cache() -> None:
     assert vectors.shape == (3, encoder.dim) and len(cache) == 0 and encoder.cache is cache
     encoder.encode(["cordless drill"], kind="item")
     assert len(cache) == 1
+
+
+class DictTier:
+    """A shared tier in a dict (the plumbing; tests/integration/test_pair_warming.py runs the Redis one)."""
+
+    def __init__(self) -> None:
+        self.rows: dict = {}
+
+    def get_many(self, keys):
+        return [self.rows.get(tuple(k)) for k in keys]
+
+    def put_many(self, keys, values):
+        self.rows.update({tuple(k): np.array(v) for k, v in zip(keys, values)})
+
+
+def test_the_ranker_reads_the_shared_tier_before_running_and_shares_what_it_runs() -> None:
+    settings = Settings(model_repo=ROOT / "model_repo", pair_cache_size=100)
+    backend = Counting(OnnxLocalBackend(settings.model_repo, intra_op_threads=1))
+    tier = DictTier()
+    warmer = make_pair_scorer(backend, settings, shared=tier)  # another process: it fills the tier
+    titles = ["Simpson Strong-Tie 12-Gauge Angle", "Dremel Multi-Max Oscillating Tool Kit"]
+    warmed = warmer.score(["angle bracket"] * 2, titles)
+    assert backend.rows == 2 and len(tier.rows) == 2
+    serving = make_pair_scorer(backend, settings, shared=tier)  # its own, empty LRU
+    got = serving.score(["angle bracket"] * 3, [titles[1], "Heat Shrink Tubing", titles[0]])
+    assert backend.rows == 3  # only the pair neither the LRU nor the tier held
+    np.testing.assert_array_equal(got.relevance.expected[[2, 0]], warmed.relevance.expected)
+    assert len(tier.rows) == 3  # and that one is shared now
+    serving.score(["angle bracket"], ["Heat Shrink Tubing"])
+    assert backend.rows == 3 and len(tier.rows) == 3  # from the LRU, the tier not asked to store it again

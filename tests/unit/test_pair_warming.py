@@ -1,0 +1,34 @@
+"""Which (head query, changed item) pairs `indexer recommend` warms: those whose cosine clears the query's
+entry bar less the margin, most clearance first, capped."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from indexer.pair_warmer import pairs_to_warm
+
+
+def test_pairs_clearing_the_bar_less_the_margin_most_clearance_first() -> None:
+    cosines = np.array([[0.90, 0.40, 0.70],   # query 0, bar 0.8: item 0 (+0.10), item 2 (-0.10 → within 0.15)
+                        [0.20, 0.62, 0.10]], dtype=np.float32)  # query 1, bar 0.5: item 1 (+0.12)
+    bars = np.array([0.8, 0.5])
+    assert pairs_to_warm(cosines, bars, margin=0.15, limit=10) == [(1, 1), (0, 0), (0, 2)]
+    assert pairs_to_warm(cosines, bars, margin=0.0, limit=10) == [(1, 1), (0, 0)]
+    assert pairs_to_warm(cosines, bars, margin=0.15, limit=1) == [(1, 1)]
+
+
+def test_nothing_clears_an_unreachable_bar() -> None:
+    assert pairs_to_warm(np.zeros((2, 3), dtype=np.float32), np.array([0.9, 0.9]), margin=0.05, limit=10) == []
+    assert pairs_to_warm(np.zeros((0, 3), dtype=np.float32), np.zeros(0), margin=0.05, limit=10) == []
+
+
+def test_items_a_query_re_scored_come_first_whatever_their_cosine_and_once() -> None:
+    cosines = np.array([[0.10, 0.95]], dtype=np.float32)  # item 0 fell far, item 1 clears the bar
+    pairs = pairs_to_warm(cosines, np.array([0.8]), margin=0.0, limit=10, rescored=[(0, 0), (0, 1)])
+    assert pairs == [(0, 0), (0, 1)]
+    assert pairs_to_warm(cosines, np.array([0.8]), margin=0.0, limit=1, rescored=[(0, 0)]) == [(0, 0)]
+
+
+def test_without_a_margin_only_the_items_a_query_re_scored() -> None:
+    cosines = np.array([[0.10, 0.95]], dtype=np.float32)
+    assert pairs_to_warm(cosines, np.array([0.8]), margin=None, limit=10, rescored=[(0, 0), (0, 0)]) == [(0, 0)]
