@@ -232,13 +232,15 @@ class RankingSettings(BaseModel):
     # with Redis: ranker pair scores shared by every process (PairScorer's second tier); each rank records its query
     # with the items re-scored, the next `pair_warm_next` in line and its entry bar (the cosine a candidate needs to
     # be among the `rerank_depth` closest); `indexer recommend` scores, off the request path, a changed item against
-    # the newest `pair_warm_queries` that re-scored it (or, with a `pair_warm_margin`, whose bar less it it clears; at most
-    # `pair_warm_max_pairs` per poll), and the next-in-line pairs a few per poll (indexer/pair_warmer.py)
-    pair_warming: bool = True
+    # the newest `pair_warm_queries` that re-scored it (or, with a `pair_warm_margin`, whose bar less it it clears; at
+    # most `pair_warm_max_pairs` per poll, 0 = none), and the next-in-line pairs a few per poll
+    # (indexer/pair_warmer.py). Off by default: on a 2-core box running everything it took the indexer's CPU
+    # (visible p99 +100-400 ms at 300 updates/s); for a worker with cores of its own (docs/indexing.md, 2026-12-06)
+    pair_warming: bool = False
     pair_score_ttl_s: int = Field(86_400, ge=0)
     pair_warm_queries: int = Field(1000, ge=1)
     pair_warm_margin: float | None = Field(None, ge=0, le=2)  # None: no newcomer rule (docs/indexing.md, 2026-12-06)
-    pair_warm_max_pairs: int = Field(128, ge=1)
+    pair_warm_max_pairs: int = Field(128, ge=0)
     pair_warm_next: int = Field(10, ge=0)  # first-phase rows past the re-scored ones warmed too (they move up)
     # /v1/retrieve's mode when a request names none, and the reciprocal-rank-fusion constant: both chosen on the
     # validation split by bench/hybrid_retrieval.py

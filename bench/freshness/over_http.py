@@ -18,8 +18,10 @@ it), each with the environment a configuration gives it. Then, per grid cell (R 
   ``/v1/keyphrases/recommend`` by the id of one of 200 popular items (cached; when an item's title changes,
   ``indexer recommend`` recomputes them, and a request that comes first computes them itself: counted);
   queries are 200 real search terms. Before the cells the readers warm what a long-running replica would
-  have cached for this traffic (each query ranked once, each popular item's keyphrases asked once), and
-  each cell reports the API's embedding and pair-score cache hit rates;
+  have cached for this traffic (each query ranked once, each popular item's keyphrases asked once), the bench
+  waits until ``indexer recommend`` has scored the pairs next in line for those queries
+  (``shoprank_pair_warm_pending`` 0: a deployment's steady state), and each cell reports the API's embedding
+  and pair-score cache hit rates and the ranker pairs the API computed itself against those the worker warmed;
 - after the cell, every item the cell touched is read again: one not at its last version (or not 404
   after its delete) ``--drain-s`` after the cell is **late**, and ``--lost-s`` after it **lost**.
 

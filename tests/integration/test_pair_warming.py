@@ -33,7 +33,7 @@ def counter(name: str) -> float:
 @pytest.fixture()
 def settings(kafka_bootstrap, redis_url, model_repo, tmp_path):
     return nrt_settings(kafka_bootstrap=kafka_bootstrap, redis_url=redis_url, model_repo=model_repo,
-                        state_dir=tmp_path, replica_id=f"r-{time.time_ns()}")
+                        state_dir=tmp_path, replica_id=f"r-{time.time_ns()}", pair_warming=True)
 
 
 def test_changed_items_are_scored_for_the_head_query_before_the_search_that_meets_them(settings) -> None:
@@ -85,7 +85,8 @@ def test_changed_items_are_scored_for_the_head_query_before_the_search_that_meet
 
 def test_the_head_query_log_keeps_the_newest_and_a_dead_redis_reads_as_nothing(redis_url) -> None:
     prefix = f"hq-{time.time_ns()}:"
-    scores = RedisPairScores(Settings(redis_url=redis_url, redis_prefix=prefix, pair_warm_queries=3), flush_every_s=0)
+    scores = RedisPairScores(Settings(redis_url=redis_url, redis_prefix=prefix, pair_warm_queries=3, pair_warming=True),
+                             flush_every_s=0)
     for n in range(5):
         scores.record_query("query_item", HeadQuery(f"q{n}", 0.25 * n, (f"item-{n}",), (("next", f"title {n}"),)))
     assert scores.head_queries("query_item") == [HeadQuery(f"q{n}", 0.25 * n, (f"item-{n}",), (("next", f"title {n}"),))

@@ -32,3 +32,14 @@ def test_items_a_query_re_scored_come_first_whatever_their_cosine_and_once() -> 
 def test_without_a_margin_only_the_items_a_query_re_scored() -> None:
     cosines = np.array([[0.10, 0.95]], dtype=np.float32)
     assert pairs_to_warm(cosines, np.array([0.8]), margin=None, limit=10, rescored=[(0, 0), (0, 0)]) == [(0, 0)]
+
+
+def test_the_shared_tier_exists_only_with_redis_and_warming_on() -> None:
+    from service.settings import Settings
+    from service.store.pair_scores import RedisPairScores, make_pair_scores
+
+    assert make_pair_scores(Settings(redis_url="redis://127.0.0.1:1/0")) is None  # off by default (docs/indexing.md)
+    assert make_pair_scores(Settings(redis_url=None, pair_warming=True)) is None  # one process: nothing to share
+    shared = make_pair_scores(Settings(redis_url="redis://127.0.0.1:1/0", pair_warming=True))
+    assert isinstance(shared, RedisPairScores)
+    shared.close()
