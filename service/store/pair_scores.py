@@ -65,7 +65,9 @@ local extra = redis.call('ZCARD', KEYS[1]) - keep
 if extra > 0 then
   local old = redis.call('ZRANGE', KEYS[1], 0, extra - 1)
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
-  redis.call('HDEL', KEYS[2], unpack(old))
+  for i = 1, #old, 1000 do  -- unpack has a stack limit (~8,000)
+    redis.call('HDEL', KEYS[2], unpack(old, i, math.min(i + 999, #old)))
+  end
 end
 return 0
 """

@@ -92,6 +92,14 @@ def test_the_head_query_log_keeps_the_newest_and_a_dead_redis_reads_as_nothing(r
     assert scores.head_queries("query_item") == [HeadQuery(f"q{n}", 0.25 * n, (f"item-{n}",), (("next", f"title {n}"),))
                                                  for n in (4, 3, 2)]
     assert redis.Redis.from_url(redis_url).hlen(f"{prefix}headq-info:query_item") == 3  # trimmed with the set
+    many = RedisPairScores(Settings(redis_url=redis_url, redis_prefix=prefix + "many:", pair_warm_queries=10,
+                                    pair_warming=True), flush_every_s=3600)
+    for n in range(20_010):  # one flush far past what Lua's unpack takes at once
+        many.record_query("query_item", HeadQuery(f"q{n}", 0.5))
+    many.flush()
+    assert len(many.head_queries("query_item")) == 10
+    assert redis.Redis.from_url(redis_url).hlen(f"{prefix}many:headq-info:query_item") == 10
+    many.close()
     scores.put_many([("ranker:1", "query_item", "q", "t")], np.ones((1, 4), dtype=np.float32))
     assert scores.get_many([("ranker:1", "query_item", "q", "t"), ("ranker:1", "query_item", "q", "u")])[1] is None
     scores.close()
