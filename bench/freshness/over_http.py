@@ -176,8 +176,11 @@ READ_TIMEOUT_S = 10.0
 
 
 def reader_process(port: int, queries: list[str], item_ids: list[str], commands, results,
-                   read_mix: tuple = READ_MIX, fresh_candidates: bool = True) -> None:
+                   read_mix: tuple = READ_MIX, fresh_candidates: bool = True, query_zipf: float = 0.0) -> None:
     """Waits for (rate, seconds) commands; answers each with [(kind, ms, status, phases)] of its requests.
+
+    ``query_zipf``: queries drawn with probability ∝ 1 / rank^s in the given order (0: uniform, the default;
+    real search logs are head-heavy, and how often a query comes back is what any cache of its results is worth).
 
     ``fresh_candidates``: a rank read is a search page (retrieve the query's top 50, then rank them; its
     latency is both), so its candidates carry the titles the items have now, as a caller's own retrieval
@@ -200,6 +203,8 @@ def reader_process(port: int, queries: list[str], item_ids: list[str], commands,
             if len(items) >= 10:
                 candidates[query] = [{"id": i["id"], "title": i["title"]} for i in items]
     rank_queries = list(candidates)
+    query_weights = [1.0 / (rank + 1) ** query_zipf for rank in range(len(queries))]
+    rank_weights = [query_weights[queries.index(query)] for query in rank_queries]
     # Warm the caches a long-running replica has for this traffic, so that a single cell measures the steady
     # state the grid's later cells see: each query ranked once (its pairs and embeddings) and each popular
     # item's keyphrases computed once (cached until its text changes). The cells' cache hit rates are reported.
@@ -209,11 +214,11 @@ def reader_process(port: int, queries: list[str], item_ids: list[str], commands,
         client().call("POST", "/v1/keyphrases/recommend", {"item_id": item_id, "k": 20})
 
     def one(kind: str) -> tuple[str, float, int]:
-        query = rng.choice(queries)
+        query = rng.choices(queries, query_weights)[0]
         if kind == "retrieve":
             path, body = "/v1/retrieve", {"query": query, "k": 20}
         elif kind == "rank":
-            query = rng.choice(rank_queries)
+            query = rng.choices(rank_queries, rank_weights)[0]
             path, body = "/v1/rank", {"query": query, "items": candidates[query]}
         else:
             path, body = "/v1/keyphrases/recommend", {"item_id": rng.choice(item_ids), "k": 20}
@@ -506,6 +511,8 @@ def main() -> None:
     parser.add_argument("--drain-s", type=float, default=20.0, help="after a cell: later than this = late")
     parser.add_argument("--lost-s", type=float, default=120.0, help="after a cell: later than this = lost")
     parser.add_argument("--read-mix", default="retrieve=0.7,rank=0.2,keyphrases=0.1")
+    parser.add_argument("--query-zipf", type=float, default=0.0,
+                        help="readers draw queries ∝ 1/rank^s (0 = uniform over the 200 queries)")
     parser.add_argument("--producer-linger-ms", type=int, default=5,
                         help="the upstream producer's linger: 5 = the Kafka ≥ 4.0 clients' default (the "
                              "2026-12-04 grids used 1, which cost the producer and Tansu about 2 CPU-s per 300/s cell)")
@@ -594,7 +601,8 @@ def run_stack(args, config: Config, round_n: int, cells: list, traffic: Traffic,
               f"indexer {config.indexer}, recommend {config.recommend if config.run_recommend else 'off'})", flush=True)
         commands, results = ctx.Queue(), ctx.Queue()
         readers = ctx.Process(target=reader_process, args=(api_port, queries, pool_ids[:200], commands, results,
-                                                           read_mix, args.rank_candidates == "fresh"))
+                                                           read_mix, args.rank_candidates == "fresh",
+                                                           args.query_zipf))
         readers.start()
         pids = procs.pids() | {"readers": readers.pid, "bench": os.getpid(), **servers}
         try:
