@@ -14,9 +14,9 @@ of the vector log changed, the pair is scored by the ranker and shared through R
 at most ``pair_warm_max_pairs`` a poll. The next search that meets the item reads the pair instead of computing
 it. And after every poll, a few of the pairs *next in line* (the first phase's rows just past the re-scored ones,
 ``pair_warm_next`` per query): a delete or a retitle above them moves them up, unchanged, into the re-scored rows,
-which was most of what was still computed on read with the first two rules alone. Rule 2 is a proxy: the first phase, not the cosine, picks the re-scored rows, and lexical retrieval brings
-candidates of any cosine, so a newcomer can still be scored on its request (the bench's "pairs computed on
-read" says how often). It runs in ``indexer recommend`` because that process already follows the vector log
+which was most of what was still computed on read with the first two rules alone. Rule 2 is a proxy: the first
+phase, not the cosine, picks the re-scored rows, and lexical retrieval brings candidates of any cosine, so a
+newcomer can still be scored on its request (the bench's "pairs computed on read" says how often). It runs in ``indexer recommend`` because that process already follows the vector log
 with the ranker loaded, at the workers' low priority (``SHOPRANK_INDEXER_SCHED_IDLE``).
 """
 
