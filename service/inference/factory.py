@@ -7,8 +7,8 @@ import logging
 from service.errors import NotFound
 from service.inference.base import InferenceBackend
 from service.inference.metrics import InstrumentedBackend
-from service.inference.models import Encoder, FirstPhaseScorer, PairScorer, SharedRows, TwoTowerEncoder
-from service.inference.row_cache import RowCache, pair_score_cache
+from service.inference.models import Encoder, FirstPhaseScorer, PairScorer, TwoTowerEncoder
+from service.inference.row_cache import RowCache, Tier, pair_score_cache
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def make_encoder(backend: InferenceBackend, settings: Settings, *, cache: RowCac
     return TwoTowerEncoder(encoder, tower)
 
 
-def make_pair_scorer(backend: InferenceBackend, settings: Settings, *, shared: SharedRows | None = None) -> PairScorer:
+def make_pair_scorer(backend: InferenceBackend, settings: Settings, *, shared: Tier | None = None) -> PairScorer:
     """The ranker with its in-process LRU and, where the deployment shares pair scores, their shared tier."""
     return PairScorer(backend, settings.model_repo, settings.ranker_model, max_tokens=settings.pair_max_tokens,
                       sub_batch=settings.inference_sub_batch, cache=pair_score_cache(settings.pair_cache_size),

@@ -10,12 +10,11 @@ import copy
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from service.inference.base import InferenceBackend
-from service.inference.row_cache import RowCache, merge_rows
+from service.inference.row_cache import RowCache, Tier, rows_through
 from service.inference.tokenize import TextTokenizer, length_sorted_chunks
 from service.matryoshka import matryoshka_cut
 from service.ranking.ordinal import OrdinalScores, from_cumulative_logits, sigmoid
@@ -159,14 +158,6 @@ class TwoTowerEncoder:
         return (self.item if kind == "item" else self.query).encode(texts, kind=kind)
 
 
-class SharedRows(Protocol):
-    """A cache tier other processes fill too (``service/store/pair_scores.py``); misses read as None."""
-
-    def get_many(self, keys: Sequence) -> list[np.ndarray | None]: ...
-
-    def put_many(self, keys: Sequence, values: np.ndarray) -> None: ...
-
-
 class PairHeads:
     """Ranker read-outs for a batch of pairs: ordinal relevance and engagement probabilities."""
 
@@ -192,7 +183,7 @@ class PairScorer(_RepoModel):
     before the model runs, and what the model computes is shared."""
 
     def __init__(self, backend, repo, model, *, max_tokens: int, sub_batch: int, cache: RowCache | None = None,
-                 shared: SharedRows | None = None) -> None:
+                 shared: Tier | None = None) -> None:
         super().__init__(backend, repo, model, max_tokens=max_tokens, sub_batch=sub_batch)
         self.cache = cache
         self.shared = shared
@@ -228,11 +219,7 @@ class PairScorer(_RepoModel):
 
     def _shared_or_run(self, rows: list[int], keys: list, run) -> np.ndarray:
         """Raw outputs for ``rows``: from the shared tier where it holds them, the rest from the model (then shared)."""
-        out, todo, fresh = merge_rows(self.shared.get_many([keys[r] for r in rows]),
-                                      lambda missing: run([rows[i] for i in missing]))
-        if todo:
-            self.shared.put_many([keys[rows[i]] for i in todo], fresh)
-        return out
+        return rows_through(self.shared, [keys[r] for r in rows], lambda missing: run([rows[i] for i in missing]))
 
 
 class FirstPhaseScorer(_RepoModel):

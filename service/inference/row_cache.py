@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from typing import Protocol
 
 import numpy as np
 from prometheus_client import Counter
@@ -78,29 +79,35 @@ class RowCache:
         """One row per key: cached rows as they are, the rest from ``compute(missing row numbers)`` (called
         once, only when something is missing), which are then stored. What a batch model call with a
         cache in front of it needs: the hits and the misses of one batch, merged in input order."""
-        out, todo, fresh = merge_rows(self.get_many(keys), compute)
-        if todo:
-            self.put_many([keys[r] for r in todo], fresh)
-        return out
+        return rows_through(self, keys, compute)
 
     def __len__(self) -> int:
         return len(self._rows)
 
 
-def merge_rows(cached: Sequence[np.ndarray | None], compute: Callable[[list[int]], np.ndarray],
-               ) -> tuple[np.ndarray, list[int], np.ndarray | None]:
-    """``cached`` with its gaps (None) filled by one ``compute(gap row numbers)`` call, in input order; also the
-    gap rows and their computed values, for the caller to store in its tier."""
+class Tier(Protocol):
+    """A cache with batch reads (None where absent) and writes: this LRU, or one shared between processes."""
+
+    def get_many(self, keys: Sequence[Hashable]) -> list[np.ndarray | None]: ...
+
+    def put_many(self, keys: Sequence[Hashable], values: np.ndarray) -> None: ...
+
+
+def rows_through(tier: Tier, keys: Sequence[Hashable], compute: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+    """One row per key from ``tier``, its gaps filled by one ``compute(gap row numbers)`` call and stored back in
+    ``tier``, in input order."""
+    cached = tier.get_many(keys)
     todo = [row for row, value in enumerate(cached) if value is None]
     if not todo:
-        return np.stack(cached), todo, None
+        return np.stack(cached)
     fresh = np.asarray(compute(todo), dtype=np.float32)
+    tier.put_many([keys[r] for r in todo], fresh)
     out = np.empty((len(cached), fresh.shape[1]), dtype=np.float32)
     out[todo] = fresh
     for row, value in enumerate(cached):
         if value is not None:
             out[row] = value
-    return out, todo, fresh
+    return out
 
 
 def pair_score_cache(size: int) -> RowCache:
