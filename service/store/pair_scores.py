@@ -41,6 +41,7 @@ from prometheus_client import Counter
 
 from service.inference.metrics import INFERENCE_REGISTRY
 from service.settings import Settings
+from service.store.redis_store import connect
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,7 @@ class RedisPairScores:
     """Shared pair scores and the head-query log on one Redis database; thread-safe, shared by a process."""
 
     def __init__(self, settings: Settings, *, flush_every_s: float = 1.0) -> None:
-        if not settings.redis_url:
-            raise ValueError("RedisPairScores needs SHOPRANK_REDIS_URL")
-        timeout_s = settings.redis_timeout_s
-        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s,
-                                           socket_connect_timeout=timeout_s)
+        self._redis = connect(settings, "RedisPairScores")
         self._prefix = settings.redis_prefix
         self._ttl_s = settings.pair_score_ttl_s
         self._keep = settings.pair_warm_queries

@@ -90,15 +90,19 @@ return 0
 """
 
 
+def connect(settings: RedisSettings, user: str) -> redis.Redis:
+    """A client for ``settings.redis_url`` with the configured timeouts (``user`` names the caller in the error)."""
+    if not settings.redis_url:
+        raise ValueError(f"{user} needs SHOPRANK_REDIS_URL")
+    timeout_s = settings.redis_timeout_s
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+
+
 class RedisStore:
     """The ``ItemStore`` protocol on one Redis database; safe to share across processes."""
 
     def __init__(self, settings: RedisSettings, *, chunk: int = 500) -> None:
-        if not settings.redis_url:
-            raise ValueError("RedisStore needs SHOPRANK_REDIS_URL")
-        timeout_s = settings.redis_timeout_s
-        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s,
-                                           socket_connect_timeout=timeout_s)
+        self._redis = connect(settings, "RedisStore")
         self._prefix = settings.redis_prefix
         self._recs_ttl_s = settings.keyphrase_cache_ttl_s
         self._chunk = chunk
