@@ -36,11 +36,11 @@ from service.store.base import ItemDocument
 TASK = "query_item"  # items change, so the pairs that go cold are query–item ones
 
 
-def pairs_to_warm(cosines: np.ndarray, bars: np.ndarray, *, margin: float | None, limit: int,
+def pairs_to_warm(cosines: np.ndarray | None, bars: np.ndarray, *, margin: float | None, limit: int,
                   rescored: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """(query row, item column) pairs to score: ``rescored`` (the items each query re-scored last time) first,
-    then those of ``cosines`` (queries × items) at or above their query's bar less ``margin`` (None: none),
-    most clearance first; each pair once, at most ``limit``."""
+    then those of ``cosines`` (queries × items) at or above their query's bar less ``margin`` (None: none, and
+    no cosines needed), most clearance first; each pair once, at most ``limit``."""
     if margin is None:
         return list(dict.fromkeys(rescored))[:limit]
     slack = cosines - (np.asarray(bars, dtype=np.float32)[:, None] - margin)
@@ -75,9 +75,11 @@ class PairWarmer:
         self._refresh()
         if not self._queries or not len(docs):
             return 0
-        cosines = self._matrix @ matryoshka_cut(np.asarray(vectors, dtype=np.float32), self._matrix.shape[1]).T
+        margin = self.settings.pair_warm_margin
+        cosines = (None if margin is None  # the newcomer rule is off: no query vectors were made
+                   else self._matrix @ matryoshka_cut(np.asarray(vectors, dtype=np.float32), self._matrix.shape[1]).T)
         rescored = [(q, i) for i, doc in enumerate(docs) for q in self._by_item.get(doc.item_id, ())]
-        pairs = pairs_to_warm(cosines, self._bars, margin=self.settings.pair_warm_margin,
+        pairs = pairs_to_warm(cosines, self._bars, margin=margin,
                               limit=self.settings.pair_warm_max_pairs, rescored=rescored)
         if pairs:
             self.runtime.scorer.score([self._queries[q] for q, _ in pairs], [docs[i].text for _, i in pairs],
@@ -101,7 +103,8 @@ class PairWarmer:
         return len(batch)
 
     def _refresh(self) -> None:
-        """Re-read the head queries at most every ``refresh_s``; their vectors come from the encoder's LRU."""
+        """Re-read the head queries at most every ``refresh_s``; their vectors (the newcomer rule's, from the
+        encoder's LRU) only with a ``pair_warm_margin``."""
         if time.monotonic() - self._read_at < self.refresh_s:
             return
         self._read_at = time.monotonic()
@@ -114,8 +117,9 @@ class PairWarmer:
         for row, h in enumerate(head):
             for item_id in h.item_ids:
                 self._by_item.setdefault(item_id, []).append(row)
-        self._matrix = (self.runtime.encoder.encode(self._queries, kind="query") if head
-                        else np.zeros((0, self.runtime.encoder.dim), dtype=np.float32))
+        if self.settings.pair_warm_margin is not None:
+            self._matrix = (self.runtime.encoder.encode(self._queries, kind="query") if head
+                            else np.zeros((0, self.runtime.encoder.dim), dtype=np.float32))
         if len(self._next_done) > 50 * max(1, self.settings.pair_warm_queries):
             self._next_done.clear()  # bounded; a pair scored again costs an LRU or Redis look-up, not the model
         for h in head:

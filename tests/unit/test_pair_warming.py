@@ -43,3 +43,30 @@ def test_the_shared_tier_exists_only_with_redis_and_warming_on() -> None:
     shared = make_pair_scores(Settings(redis_url="redis://127.0.0.1:1/0", pair_warming=True))
     assert isinstance(shared, RedisPairScores)
     shared.close()
+
+
+def test_without_a_margin_the_warmer_scores_re_scored_items_and_encodes_no_query() -> None:
+    """The default path: no query vectors (the newcomer rule is off), only the queries that re-scored the item."""
+    from types import SimpleNamespace
+
+    from indexer.pair_warmer import PairWarmer
+    from service.settings import Settings
+    from service.store.base import ItemDocument
+    from service.store.pair_scores import HeadQuery
+
+    scored: list = []
+
+    class NoEncoder:
+        dim = 4
+
+        def encode(self, texts, *, kind):
+            raise AssertionError("no query is encoded without a margin")
+
+    runtime = SimpleNamespace(
+        settings=Settings(pair_warm_margin=None), encoder=NoEncoder(),
+        pair_scores=SimpleNamespace(head_queries=lambda task: [HeadQuery("drill", 0.9, ("a",)), HeadQuery("saw", 0.9)]),
+        scorer=SimpleNamespace(score=lambda lefts, rights, task: scored.append((list(lefts), list(rights)))))
+    warmer = PairWarmer(runtime)
+    docs = [ItemDocument(item_id="a", title="Cordless Drill v2"), ItemDocument(item_id="b", title="Hammer")]
+    assert warmer.warm(docs, np.ones((2, 4), dtype=np.float32)) == 1
+    assert scored == [(["drill"], ["Cordless Drill v2"])]
