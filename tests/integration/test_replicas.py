@@ -189,8 +189,9 @@ def test_keyphrase_recommendations_are_cached_when_items_change(settings) -> Non
             assert client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1", "k": 5}).json()["source"] == "cache"
 
             produce(settings, [upsert("kp-1", 2, ARMCHAIR)])
-            cached = wait_until(lambda: (c := store.peek_recommendations(["kp-1"])[0]) and c.item_version == 2 and c,
-                                timeout_s=60, what="recommendations refreshed for the new title")
+            # the worker counts an outcome after its write: wait for both, or the count races the store
+            cached = wait_until(lambda: worker.outcomes["computed"] >= 1 and (c := store.peek_recommendations(["kp-1"])[0])
+                                and c.item_version == 2 and c, timeout_s=60, what="recommendations refreshed for the new title")
             assert worker.outcomes["computed"] == 1 and cached.model_version == runtime.recommendations_version
             wait_until(lambda: client.get("/v1/items/kp-1").json().get("title") == ARMCHAIR, what="version 2 stored")
             body = client.post("/v1/keyphrases/recommend", json={"item_id": "kp-1", "k": 5}).json()
@@ -213,7 +214,8 @@ def test_keyphrase_recommendations_are_cached_when_items_change(settings) -> Non
         thread.start()
         try:
             produce(settings, [upsert("kp-2", 1, SHOVEL, category="snow removal")])
-            wait_until(lambda: store.peek_recommendations(["kp-2"])[0], timeout_s=60, what="an unasked item filled")
+            wait_until(lambda: every.outcomes["computed"] >= 1 and store.peek_recommendations(["kp-2"])[0],
+                       timeout_s=60, what="an unasked item filled")
             assert every.outcomes["computed"] == 1 and every.outcomes["not_asked"] == 0
         finally:
             stop.set()
