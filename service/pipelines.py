@@ -130,17 +130,20 @@ def phasing_applies(runtime: Runtime, *, depth: int, candidates: int, task: str)
 
 def rank(runtime: Runtime, *, query: str, items: Sequence[ItemDocument], weights: WeightProfile,
          min_relevance: float | None = None, task: str = "query_item",
-         features: Sequence[Mapping[str, float]] | None = None, rerank_depth: int | None = None) -> list[RankedItem]:
+         features: Sequence[Mapping[str, float]] | None = None, rerank_depth: int | None = None,
+         defer_uncached: bool = True) -> list[RankedItem]:
     """Items best first by value score; items under the relevance floor come last, marked filtered.
 
     ``features[i]`` are candidate i's caller-given features; ``popularity`` shifts its CTR/CVR when the
     served ranker's card has an engagement fit (``service/ranking/engagement_prior.py``). ``rerank_depth``
-    (default ``settings.rerank_depth``): how many of the first phase's best the ranker re-scores."""
+    (default ``settings.rerank_depth``): how many of the first phase's best the ranker re-scores.
+    ``defer_uncached``: a query re-scored before may leave its few new pairs to the pair filler
+    (``settings.rerank_defer_max``); False re-scores every pair before answering (an evaluation's choice)."""
     _check_task(runtime, task)
     depth = runtime.settings.rerank_depth if rerank_depth is None else rerank_depth
     if phasing_applies(runtime, depth=depth, candidates=len(items), task=task):
         return _rank_phased(runtime, query=query, items=items, weights=weights, min_relevance=min_relevance,
-                            task=task, features=features, depth=depth)
+                            task=task, features=features, depth=depth, defer_uncached=defer_uncached)
     heads = runtime.scorer.score([query] * len(items), [item.text for item in items], task=task)
     rel, labels = heads.relevance, heads.relevance.labels
     popularity = popularity_of(features if features is not None else [{}] * len(items))
@@ -154,7 +157,7 @@ def rank(runtime: Runtime, *, query: str, items: Sequence[ItemDocument], weights
 
 def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument], weights: WeightProfile,
                  min_relevance: float | None, task: str, features: Sequence[Mapping[str, float]] | None,
-                 depth: int) -> list[RankedItem]:
+                 depth: int, defer_uncached: bool) -> list[RankedItem]:
     """First phase on every candidate, the ranker on the best ``depth``, merged by ``phases``' boundary rule.
 
     Engagement priors are the served ranker's (the first phase predicts the ranker's heads)."""
@@ -176,6 +179,8 @@ def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument],
         runtime.pair_scores.record_query(task, HeadQuery(
             query, float(np.partition(cosines, -len(rows))[-len(rows)]), tuple(items[r].item_id for r in rows),
             tuple((items[r].item_id, items[r].text) for r in after)))
+    if len(rows) and defer_uncached and runtime.pair_filler is not None:
+        rows = _defer_uncached(runtime, query, [items[r].text for r in rows], rows, task)
     if len(rows):
         second = _phase_heads(runtime.scorer.score([query] * len(rows), [items[r].text for r in rows], task=task),
                               card, popularity[rows])
@@ -192,6 +197,18 @@ def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument],
                        ctr=float(heads.ctr[row]), cvr=float(heads.cvr[row]), filtered=bool(filtered[row]),
                        phase=int(phase[row]))
             for row in phases.phased_order(score, filtered, phase)]
+
+
+def _defer_uncached(runtime: Runtime, query: str, texts: list[str], rows: np.ndarray, task: str) -> np.ndarray:
+    """The rows to re-score now: ``rows`` less the few whose pair no cache holds (``phases.deferred_rows``), which
+    the pair filler scores after the response."""
+    deferred = phases.deferred_rows(np.array(runtime.scorer.held([query] * len(texts), texts, task=task)),
+                                    runtime.settings.rerank_defer_max)
+    if not deferred.any():
+        return rows
+    late = [text for text, later in zip(texts, deferred) if later]
+    runtime.pair_filler.defer(runtime.scorer, task, [query] * len(late), late)
+    return rows[~deferred]
 
 
 RETRIEVAL_MODES = ("dense", "lexical", "hybrid")

@@ -25,6 +25,7 @@ from service.index.factory import index_layout, make_index, restorable, restore_
 from service.inference.base import InferenceBackend
 from service.inference.factory import make_backend, make_encoder, make_first_phase, make_pair_scorer
 from service.inference.models import Encoder, FirstPhaseScorer, PairScorer
+from service.inference.pair_filler import PairFiller
 from service.inference.row_cache import embedding_cache
 from service.lexical import Bm25LexicalIndex, LexicalIndex, load_or_build
 from service.searchable import SearchableVersions
@@ -54,6 +55,9 @@ class Runtime:
     """BM25 over the item titles (``service/lexical.py``); written with ``items`` by every write path."""
     pair_scores: RedisPairScores | None = None
     """Shared pair scores and the head-query log (``service/store/pair_scores.py``); None without Redis."""
+    pair_filler: PairFiller | None = None
+    """Scores, after the response, the few pairs a re-scored query deferred (``service/inference/pair_filler.py``);
+    None with ``rerank_defer_max`` 0 or no pair cache (nothing would find the scores)."""
     ready: bool = False
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -97,6 +101,8 @@ class Runtime:
                        not_stored=(len(stored) - sum(stored)))
 
     def close(self) -> None:
+        if self.pair_filler is not None:
+            self.pair_filler.close()
         self.store.close()
         if self.pair_scores is not None:
             self.pair_scores.close()
@@ -180,7 +186,15 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings=settings, backend=backend, encoder=encoder, scorer=scorer, items=items,
                    keyphrases=keyphrases, keyphrase_texts=texts, store=store,
                    searchable=SearchableVersions.of_docs(seed),
-                   first_phase=first_phase, phasing=phasing, lexical=lexical, pair_scores=pair_scores)
+                   first_phase=first_phase, phasing=phasing, lexical=lexical, pair_scores=pair_scores,
+                   pair_filler=make_pair_filler(settings))
+
+
+def make_pair_filler(settings: Settings) -> PairFiller | None:
+    """The deferred pairs' filler; its thread starts on the first deferral, so a process that never ranks has none."""
+    if settings.rerank_defer_max <= 0 or settings.pair_cache_size <= 0:
+        return None
+    return PairFiller(max_pending=settings.pair_fill_max_pending, nice=settings.pair_fill_nice)
 
 
 def lexical_index_of(settings: Settings, docs, *, snapshot: bool = False) -> LexicalIndex:

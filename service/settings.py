@@ -229,6 +229,14 @@ class RankingSettings(BaseModel):
     # pairs at 0.38× the full cross-encoder's p50, over the 0.35× target (docs/serving.md, "Phased ranking")
     keyphrase_rerank_depth: int | None = Field(15, ge=0)
     pair_cache_size: int = Field(10_000, ge=0)  # LRU of ranker outputs per (version, task, query, title); 0 = off
+    # a phased rank whose re-scored set the pair cache holds but for at most this many pairs (a new, retitled or
+    # moved-up item; at least one pair held) answers without them, in phase 1, and a background thread at nice
+    # `pair_fill_nice` scores them for the next request (service/inference/pair_filler.py); a cold query is
+    # re-scored in full. 0 = every pair on the request path. 3: the readers' p99 at 300 updates/s on 2 cores
+    # (docs/indexing.md, "2026-12-06: deferred pairs")
+    rerank_defer_max: int = Field(3, ge=0)
+    pair_fill_nice: int = Field(10, ge=0, le=19)
+    pair_fill_max_pending: int = Field(10_000, ge=1)
     # with Redis: ranker pair scores shared by every process (PairScorer's second tier); each rank records its query
     # with the items re-scored, the next `pair_warm_next` in line and its entry bar (the cosine a candidate needs to
     # be among the `rerank_depth` closest); `indexer recommend` scores, off the request path, a changed item against

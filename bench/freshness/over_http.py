@@ -21,7 +21,8 @@ it), each with the environment a configuration gives it. Then, per grid cell (R 
   have cached for this traffic (each query ranked once, each popular item's keyphrases asked once), the bench
   waits until ``indexer recommend`` has scored the pairs next in line for those queries
   (``shoprank_pair_warm_pending`` 0: a deployment's steady state), and each cell reports the API's embedding
-  and pair-score cache hit rates and the ranker pairs the API computed itself against those the worker warmed;
+  and pair-score cache hit rates and the ranker pairs the API computed on the request path against those it
+  deferred to its pair filler (``service/inference/pair_filler.py``) and those the worker warmed;
 - after the cell, every item the cell touched is read again: one not at its last version (or not 404
   after its delete) ``--drain-s`` after the cell is **late**, and ``--lost-s`` after it **lost**.
 
@@ -730,9 +731,12 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
                                      / max(1.0, age_n), 1),
         "cpu_s": cpu, "api_threads_cpu_s": api_threads, "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "cache_hit_rate": {name: hit_rate(api_after, api_before, name) for name in ("embedding", "pair")},
-        # ranker pairs the API computed (missed by its LRU and the shared tier) and `indexer recommend` warmed
+        # ranker pairs the API computed on the request path (missed by its LRU and the shared tier, less what its pair
+        # filler scored after a response), the pairs ranks deferred to the filler, and `indexer recommend` warmed
         "pairs_computed_on_read": delta(api_after, api_before, "shoprank_pair_cache_misses_total")
-                                  - delta(api_after, api_before, "shoprank_pair_shared_hits_total"),
+                                  - delta(api_after, api_before, "shoprank_pair_shared_hits_total")
+                                  - delta(api_after, api_before, "shoprank_pair_fill_pairs_total"),
+        "pairs_deferred": delta(api_after, api_before, "shoprank_rerank_deferred_pairs_total"),
         "pairs_warmed": delta(rec_after, rec_before, "shoprank_pair_warm_pairs_total") if recommend_port else None,
         "api_gc_pauses": {gen: {"n": delta(api_after, api_before, f'shoprank_gc_pause_seconds_count{{generation="{gen}"}}'),
                                 "ms": round(1000 * delta(api_after, api_before,
@@ -798,7 +802,7 @@ def print_table(rows: list[dict], args) -> None:
     print("| config | R/s | Q/s | probed | visible p50 / p95 / p99 / max ms | replica ≤ 1 s | late / lost | "
           "reads p50 / p95 / p99 ms | indexer embedded / reused | replica re-embedded | CPU s api / indexer / "
           "tansu / redis / bench / readers / recommend | box busy / niced | cache hits embedding / pair | keyphrases "
-          "computed on read / by the worker | pairs computed on read / warmed |")
+          "computed on read / by the worker | pairs computed on read / deferred / warmed |")
     print("| --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: | --- | --- | --- | --- | --- |")
     for r in rows:
         v, q, c = r["visible_ms"], r["reads"], r["cpu_s"]
@@ -816,7 +820,8 @@ def print_table(rows: list[dict], args) -> None:
               f"{c.get('tansu')} / {c.get('redis-server')} / {c.get('bench')} / {c.get('readers')} / "
               f"{c.get('recommend', '–')} | {100 * m['busy']:.0f} % / {100 * m['niced']:.0f} % | {hits} | "
               f"{r['keyphrases_computed_on_read']} / {'–' if r['recommend'] is None else round(r['recommend']['computed'])} | "
-              f"{r['pairs_computed_on_read']:.0f} / {'–' if r['pairs_warmed'] is None else round(r['pairs_warmed'])} |")
+              f"{r['pairs_computed_on_read']:.0f} / {r['pairs_deferred']:.0f} / "
+              f"{'–' if r['pairs_warmed'] is None else round(r['pairs_warmed'])} |")
 
 
 if __name__ == "__main__":

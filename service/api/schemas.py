@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -244,6 +245,10 @@ def request_models(settings: Settings) -> RequestModels:
             description=f"how many of the first phase's best candidates the cross-encoder re-scores: 0 = first "
                         f"phase only, ≥ the number of items = every item (no first phase); default "
                         f"{settings.rerank_depth} (SHOPRANK_RERANK_DEPTH), at most {settings.max_candidates}")
+        defer_uncached: StrictBool = Field(
+            True, description=f"a query re-scored before whose re-scored set the cache holds but for at most "
+                              f"{settings.rerank_defer_max} pairs (SHOPRANK_RERANK_DEFER_MAX) answers without them "
+                              f"(phase 1) and scores them for the next request; false: re-score every one first")
         _numbers = field_validator("min_relevance", "rerank_depth", mode="before")(_not_a_bool)
 
     class RetrieveRequest(BaseModel):

@@ -195,6 +195,13 @@ class PairScorer(_RepoModel):
         """P(y ≥ partial) floor calibrated on the validation split for this very version (``shoprank calibrate``)."""
         return float(self.card.get("calibration", {}).get("min_relevance", default))
 
+    def held(self, lefts: Sequence[str], rights: Sequence[str], *, task: str = "query_item") -> list[bool]:
+        """Whether this process's pair cache holds each pair's scores (no model call; all False without a cache).
+        The shared tier is not asked: a look-up there is a network round trip, made only for what is scored."""
+        if self.cache is None:
+            return [False] * len(lefts)
+        return self.cache.holds([(self.model_version, task, left, right) for left, right in zip(lefts, rights)])
+
     def score(self, lefts: Sequence[str], rights: Sequence[str], *, task: str = "query_item") -> PairHeads:
         if not lefts:
             empty = np.zeros(0)

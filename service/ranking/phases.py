@@ -7,6 +7,9 @@ Pure numpy, free of models and HTTP, so the rule is testable alone (``tests/unit
    ``n`` candidates; the value model orders them with the caller's weights and floor.
 2. The cross-encoder re-scores the first ``depth`` of that order (``second_phase_rows``), unfiltered
    candidates first, since they are the ones that can reach the top.
+   A query this replica re-scored before, whose set now holds at most ``max_deferred`` pairs no cache has
+   (a new, retitled or moved-up item), leaves those in phase 1 for now (``deferred_rows``): they are scored
+   right after the response (``service/inference/pair_filler.py``), so the next request re-scores them.
 3. Each candidate keeps the heads of the last phase that scored it (``merge``): re-scored ones the
    cross-encoder's, the others the first phase's; the response says which (``phase`` 1 or 2).
 
@@ -53,6 +56,18 @@ def second_phase_rows(first_order: np.ndarray, depth: int) -> np.ndarray:
     if depth < 0:
         raise ValueError(f"depth must be ≥ 0, got {depth}")
     return np.asarray(first_order, dtype=np.int64)[:depth]
+
+
+def deferred_rows(held: np.ndarray, max_deferred: int) -> np.ndarray:
+    """Which of the rows chosen for re-scoring to leave in phase 1 (a boolean mask over them): the ones whose pair
+    no cache holds, when there are at most ``max_deferred`` of them and the cache holds at least one other (the
+    query was re-scored before and its set changed by a few). None otherwise: a cold query is re-scored in full."""
+    held = np.asarray(held, dtype=bool)
+    missing = ~held
+    count = int(missing.sum())
+    if count == 0 or count > max_deferred or count == len(held):
+        return np.zeros(len(held), dtype=bool)
+    return missing
 
 
 def merge(first: Heads, second: Heads, rows: np.ndarray) -> tuple[Heads, np.ndarray]:

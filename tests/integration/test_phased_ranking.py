@@ -151,3 +151,45 @@ def test_cached_keyphrases_are_not_served_after_the_keyphrase_depth_changes(api_
     assert deeper.recommendations_version != runtime.recommendations_version
     assert pipelines.recommend_for_item_id(deeper, item_id=item_id, k=10).source == "computed"
     assert pipelines.recommend_for_item_id(runtime, item_id=item_id, k=10).source == "computed"  # and back
+
+
+def test_a_few_new_pairs_of_a_ranked_query_are_answered_in_phase_1_then_scored_for_the_next_request(
+        api_client, phased_repo) -> None:
+    """The same query again with its first-phase best item retitled: one new pair in the re-scored five, so the
+    answer leaves it in phase 1 (below the four re-scored) at no cross-encoder cost, the pair filler scores it,
+    and the next request re-scores all five from the cache, as a request that defers nothing answers."""
+    runtime = api_client.app.state.runtime_holder.get()
+    query = "cordless impact driver deferred pairs"  # a query no other test sends
+    items = catalogue_items(api_client, "cordless impact driver", 30)
+    cold = rank(api_client, query, items, rerank_depth=5)
+    assert [item["phase"] for item in cold["items"]] == [2] * 5 + [1] * 25  # a cold query: re-scored in full
+
+    best = rank(api_client, query, items, rerank_depth=0)["items"][0]["id"]  # the first phase's best
+    retitled = [item | {"title": item["title"] + " with Case"} if item["id"] == best else item for item in items]
+    deferred, misses = (metric(api_client, f"shoprank_{name}_total", "")
+                        for name in ("rerank_deferred_pairs", "pair_cache_misses"))
+    answer = rank(api_client, query, retitled, rerank_depth=5)["items"]
+    assert metric(api_client, "shoprank_rerank_deferred_pairs_total", "") - deferred == 1
+    assert [item["phase"] for item in answer] == [2] * 4 + [1] * 26
+    assert answer[4]["id"] == best  # the first phase's best, first below the re-scored ones
+    assert runtime.pair_filler.wait_idle(30)
+    assert metric(api_client, "shoprank_pair_fill_pairs_total", "") >= 1
+
+    misses = metric(api_client, "shoprank_pair_cache_misses_total", "")
+    again = rank(api_client, query, retitled, rerank_depth=5)["items"]
+    assert metric(api_client, "shoprank_pair_cache_misses_total", "") == misses  # all five from the cache
+    assert [item["phase"] for item in again] == [2] * 5 + [1] * 25 and best in {i["id"] for i in again[:5]}
+    assert again == rank(api_client, query, retitled, rerank_depth=5, defer_uncached=False)["items"]
+
+
+def test_a_caller_can_have_every_pair_re_scored_before_the_answer(api_client, phased_repo) -> None:
+    query = "stainless steel kitchen sink exact rescoring"
+    items = catalogue_items(api_client, "stainless steel kitchen sink", 20)
+    rank(api_client, query, items, rerank_depth=5)
+    best = rank(api_client, query, items, rerank_depth=0)["items"][0]["id"]
+    retitled = [item | {"title": item["title"] + " 33 in."} if item["id"] == best else item for item in items]
+    exact = rank(api_client, query, retitled, rerank_depth=5, defer_uncached=False)["items"]
+    assert [item["phase"] for item in exact] == [2] * 5 + [1] * 15
+    for bad in ("no", 1):
+        response = api_client.post("/v1/rank", json={"query": query, "items": items, "defer_uncached": bad})
+        assert response.status_code == 422 and "defer_uncached" in response.json()["error"]["message"]

@@ -76,3 +76,13 @@ def test_single_phase_extremes_reduce_to_the_value_model_order() -> None:
     for phase in (1, 2):
         order = phases.phased_order(result.score, result.filtered, np.full(50, phase))
         assert order.tolist() == result.order.tolist()
+
+
+def test_a_query_held_but_for_a_few_pairs_defers_those_and_a_cold_one_defers_none() -> None:
+    held = np.array([True, False, True, True, False])
+    assert phases.deferred_rows(held, 3).tolist() == [False, True, False, False, True]
+    assert phases.deferred_rows(held, 1).tolist() == [False] * 5  # more missing than allowed: re-score all now
+    assert phases.deferred_rows(held, 0).tolist() == [False] * 5  # deferral off
+    assert phases.deferred_rows(np.zeros(3, dtype=bool), 5).tolist() == [False] * 3  # a cold query
+    assert phases.deferred_rows(np.ones(3, dtype=bool), 5).tolist() == [False] * 3  # nothing to defer
+    assert phases.deferred_rows(np.zeros(0, dtype=bool), 5).tolist() == []

@@ -157,8 +157,12 @@ def _logits(relevance) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def replay(frame: pd.DataFrame, scores: Scores, depth: int, *, cuts: tuple) -> pd.DataFrame:
-    """Per row: its position in the phased order of its query (0 = best), phase, and the served heads."""
+def replay(frame: pd.DataFrame, scores: Scores, depth: int, *, cuts: tuple, deferred: int = 0,
+           rng: np.random.Generator | None = None) -> pd.DataFrame:
+    """Per row: its position in the phased order of its query (0 = best), phase, and the served heads.
+
+    ``deferred``: that many of each query's re-scored rows, drawn by ``rng``, are left in phase 1 as a rank
+    that defers its uncached pairs answers (``phases.deferred_rows``: never all of them)."""
     first = from_cumulative_logits(scores.first, label_cuts=cuts[0])
     second = from_cumulative_logits(scores.second, label_cuts=cuts[1])
     position = np.zeros(len(frame), dtype=np.int64)
@@ -166,6 +170,10 @@ def replay(frame: pd.DataFrame, scores: Scores, depth: int, *, cuts: tuple) -> p
     for rows in frame.groupby("query", sort=False).indices.values():
         first_order = np.argsort(-first.expected[rows], kind="stable")  # the relevance profile, no floor
         chosen = phases.second_phase_rows(first_order, depth)
+        if 0 < deferred < len(chosen):
+            held = np.ones(len(chosen), dtype=bool)
+            held[rng.choice(len(chosen), deferred, replace=False)] = False
+            chosen = chosen[~phases.deferred_rows(held, deferred)]
         local_phase = np.full(len(rows), phases.FIRST)
         local_phase[chosen] = phases.SECOND
         expected = np.where(local_phase == phases.SECOND, second.expected[rows], first.expected[rows])

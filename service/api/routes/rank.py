@@ -30,7 +30,8 @@ def router(models: RequestModels) -> APIRouter:
         docs = [ItemDocument(item_id=item.id, title=item.title, category=item.category) for item in body.items]
         ranked = pipelines.rank(runtime, query=body.query, items=docs, weights=weights,
                                 min_relevance=body.min_relevance, task=body.task,
-                                features=[item.features for item in body.items], rerank_depth=body.rerank_depth)
+                                features=[item.features for item in body.items], rerank_depth=body.rerank_depth,
+                                defer_uncached=body.defer_uncached)
         return RankResponse(model_version=runtime.model_version, items=[
             RankedItemOut(id=r.item_id, score=r.score, relevance=RelevanceOut(**vars(r.relevance)),
                           engagement=EngagementOut(ctr=r.ctr, cvr=r.cvr), filtered=r.filtered, phase=r.phase)

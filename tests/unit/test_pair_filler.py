@@ -1,0 +1,74 @@
+"""The pair filler's plumbing (``service/inference/pair_filler.py``) with a recording scorer; the filler in front
+of the real ranker, through HTTP, is in ``tests/integration/test_phased_ranking.py``."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from service.inference.pair_filler import PairFiller
+from service.inference.row_cache import pair_score_cache
+
+
+class RecordingScorer:
+    """Records each batch it is asked to score; ``gate`` (when given) holds the first call until set."""
+
+    def __init__(self, *, fail: bool = False, gate: threading.Event | None = None) -> None:
+        self.batches: list[tuple[str, list[tuple[str, str]]]] = []
+        self.fail = fail
+        self.gate = gate
+
+    def score(self, lefts, rights, *, task="query_item"):
+        if self.gate is not None:
+            self.gate.wait(10)
+        self.batches.append((task, list(zip(lefts, rights))))
+        if self.fail:
+            raise RuntimeError("the backend is down")
+
+
+@pytest.fixture
+def filler():
+    filler = PairFiller(max_pending=4, batch=2, nice=0)
+    yield filler
+    filler.close()
+
+
+def test_deferred_pairs_are_scored_once_in_batches_of_one_scorer_and_task(filler) -> None:
+    gate = threading.Event()
+    scorer = RecordingScorer(gate=gate)
+    assert filler.defer(scorer, "query_item", ["q"] * 2, ["a", "b"]) == 2
+    assert filler.defer(scorer, "query_item", ["q", "q"], ["b", "c"]) == 1  # (q, b) is already pending
+    assert filler.defer(scorer, "item_item", ["x"], ["y"]) == 1
+    gate.set()
+    assert filler.wait_idle(10) and filler.pending() == 0
+    pairs = [pair for _, batch in scorer.batches for pair in batch]
+    assert sorted(pairs) == [("q", "a"), ("q", "b"), ("q", "c"), ("x", "y")]
+    assert all(len(batch) <= 2 and len({left for left, _ in batch}) == 1 for _, batch in scorer.batches)
+    assert {task for task, batch in scorer.batches if ("x", "y") in batch} == {"item_item"}
+
+
+def test_past_the_bound_pairs_are_dropped_and_a_failure_leaves_the_thread_running(filler) -> None:
+    gate = threading.Event()
+    failing = RecordingScorer(fail=True, gate=gate)
+    assert filler.defer(failing, "query_item", ["q"] * 6, list("abcdef")) == 4  # max_pending 4
+    gate.set()
+    assert filler.wait_idle(10)
+    working = RecordingScorer()
+    assert filler.defer(working, "query_item", ["q"], ["g"]) == 1
+    assert filler.wait_idle(10) and working.batches == [("query_item", [("q", "g")])]
+
+
+def test_nothing_is_queued_after_close() -> None:
+    filler = PairFiller()
+    filler.close()
+    assert filler.defer(RecordingScorer(), "query_item", ["q"], ["a"]) == 0 and filler.pending() == 0
+
+
+def test_held_is_a_look_up_without_counting_or_recency() -> None:
+    cache = pair_score_cache(2)
+    cache.put_many(["a", "b"], np.zeros((2, 4), dtype=np.float32))
+    assert cache.holds(["a", "c", "b"]) == [True, False, True]
+    cache.put_many(["c"], np.zeros((1, 4), dtype=np.float32))  # "a" is still the least recently used
+    assert cache.holds(["a", "b", "c"]) == [False, True, True]
