@@ -179,12 +179,14 @@ def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument],
         runtime.pair_scores.record_query(task, HeadQuery(
             query, float(np.partition(cosines, -len(rows))[-len(rows)]), tuple(items[r].item_id for r in rows),
             tuple((items[r].item_id, items[r].text) for r in after)))
+    deferred = np.zeros(len(rows), dtype=bool)
     if len(rows) and defer_uncached and runtime.pair_filler is not None:
-        rows = _defer_uncached(runtime, query, [items[r].text for r in rows], rows, task)
-    if len(rows):
-        second = _phase_heads(runtime.scorer.score([query] * len(rows), [items[r].text for r in rows], task=task),
-                              card, popularity[rows])
-        heads, phase = phases.merge(first, second, rows)
+        deferred = _defer_uncached(runtime, query, [items[r].text for r in rows], task)
+    now = rows[~deferred]
+    if len(now):
+        second = _phase_heads(runtime.scorer.score([query] * len(now), [items[r].text for r in now], task=task),
+                              card, popularity[now])
+        heads, phase = phases.merge(first, second, now)
     else:
         heads, phase = first, np.full(len(items), phases.FIRST, dtype=np.int64)
     score = value_scores(expected_relevance=heads.expected, ctr=heads.ctr, cvr=heads.cvr, weights=weights)
@@ -196,19 +198,19 @@ def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument],
                                            float(expected[row]), heads.labels[row]),
                        ctr=float(heads.ctr[row]), cvr=float(heads.cvr[row]), filtered=bool(filtered[row]),
                        phase=int(phase[row]))
-            for row in phases.phased_order(score, filtered, phase)]
+            for row in phases.keep_deferred_in_place(phases.phased_order(score, filtered, phase), rows, deferred,
+                                                     filtered)]
 
 
-def _defer_uncached(runtime: Runtime, query: str, texts: list[str], rows: np.ndarray, task: str) -> np.ndarray:
-    """The rows to re-score now: ``rows`` less the few whose pair no cache holds (``phases.deferred_rows``), which
-    the pair filler scores after the response."""
+def _defer_uncached(runtime: Runtime, query: str, texts: list[str], task: str) -> np.ndarray:
+    """A mask over the pairs due for re-scoring: the few no cache holds (``phases.deferred_rows``), handed to the
+    pair filler to score after the response."""
     deferred = phases.deferred_rows(np.array(runtime.scorer.held([query] * len(texts), texts, task=task)),
                                     runtime.settings.rerank_defer_max)
-    if not deferred.any():
-        return rows
-    late = [text for text, later in zip(texts, deferred) if later]
-    runtime.pair_filler.defer(runtime.scorer, task, [query] * len(late), late)
-    return rows[~deferred]
+    if deferred.any():
+        late = [text for text, later in zip(texts, deferred) if later]
+        runtime.pair_filler.defer(runtime.scorer, task, [query] * len(late), late)
+    return deferred
 
 
 RETRIEVAL_MODES = ("dense", "lexical", "hybrid")

@@ -86,3 +86,19 @@ def test_a_query_held_but_for_a_few_pairs_defers_those_and_a_cold_one_defers_non
     assert phases.deferred_rows(np.zeros(3, dtype=bool), 5).tolist() == [False] * 3  # a cold query
     assert phases.deferred_rows(np.ones(3, dtype=bool), 5).tolist() == [False] * 3  # nothing to defer
     assert phases.deferred_rows(np.zeros(0, dtype=bool), 5).tolist() == []
+
+
+def test_a_deferred_row_keeps_its_first_phase_place_among_the_re_scored_ones() -> None:
+    chosen = np.array([4, 0, 2, 5])  # the first phase's best four, best first
+    deferred = np.array([True, False, False, True])  # rows 4 and 5: being scored after the response
+    phase = np.array([2, 1, 2, 1, 1, 1])  # 0 and 2 re-scored now
+    filtered = np.zeros(6, dtype=bool)
+    order = phases.phased_order(np.array([0.2, 0.1, 0.9, 0.3, 0.8, 0.7]), filtered, phase)
+    assert order.tolist() == [2, 0, 4, 5, 3, 1]  # the boundary rule alone: every phase 2 first
+    # row 4 was the first phase's best: first; row 5 its fourth: fourth; the re-scored keep their own order
+    assert phases.keep_deferred_in_place(order, chosen, deferred, filtered).tolist() == [4, 2, 0, 5, 3, 1]
+    # a re-scored row the floor filters leaves the block: a slot past its end is the end
+    filtered = np.array([True, False, False, False, False, False])
+    order = phases.phased_order(np.array([0.2, 0.1, 0.9, 0.3, 0.8, 0.7]), filtered, phase)
+    assert phases.keep_deferred_in_place(order, chosen, deferred, filtered).tolist() == [4, 2, 5, 3, 1, 0]
+    assert phases.keep_deferred_in_place(order, chosen, np.zeros(4, dtype=bool), filtered).tolist() == order.tolist()

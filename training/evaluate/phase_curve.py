@@ -170,14 +170,17 @@ def replay(frame: pd.DataFrame, scores: Scores, depth: int, *, cuts: tuple, defe
     for rows in frame.groupby("query", sort=False).indices.values():
         first_order = np.argsort(-first.expected[rows], kind="stable")  # the relevance profile, no floor
         chosen = phases.second_phase_rows(first_order, depth)
+        late = np.zeros(len(chosen), dtype=bool)
         if 0 < deferred < len(chosen):
             held = np.ones(len(chosen), dtype=bool)
             held[rng.choice(len(chosen), deferred, replace=False)] = False
-            chosen = chosen[~phases.deferred_rows(held, deferred)]
+            late = phases.deferred_rows(held, deferred)
         local_phase = np.full(len(rows), phases.FIRST)
-        local_phase[chosen] = phases.SECOND
+        local_phase[chosen[~late]] = phases.SECOND
         expected = np.where(local_phase == phases.SECOND, second.expected[rows], first.expected[rows])
-        order = phases.phased_order(expected, np.zeros(len(rows), dtype=bool), local_phase)
+        unfiltered = np.zeros(len(rows), dtype=bool)
+        order = phases.keep_deferred_in_place(phases.phased_order(expected, unfiltered, local_phase), chosen, late,
+                                              unfiltered)
         position[rows[order]] = np.arange(len(rows))
         phase[rows] = local_phase
     use_second = phase == phases.SECOND
