@@ -5,7 +5,7 @@ does not hold in the re-scored set (a new item, a retitled one, one moved up by 
 cross-encoder for them on the request path was the readers' tail at 300 updates/s on a 2-core box (p99 31 ms
 against 18 ms with no second phase; docs/indexing.md, "2026-12-06"). So a phased rank whose re-scored set is
 held but for at most ``rerank_defer_max`` pairs answers at once, those candidates keeping the first phase's
-heads (phase 1, below every re-scored one by the boundary rule of ``service/ranking/phases.py``), and hands the
+heads and place (phase 1; ``phases.keep_deferred_in_place`` in ``service/ranking/phases.py``), and hands the
 pairs to this filler, which scores them so that the next request for the query finds them in the cache. A cold
 query (more pairs missing, or all of them) is re-scored in full on the request path, as before.
 
@@ -80,7 +80,7 @@ class PairFiller:
                 self._thread = threading.Thread(target=self._run, name="pair-filler", daemon=True)
                 self._thread.start()
             PENDING.set(len(self._pending))
-            self._lock.notify_all()  # the thread, and nobody else: wait_idle's predicate is false now
+            self._lock.notify_all()  # wakes the thread; a wait_idle waiter re-checks and sleeps on
         DEFERRED.inc(len(lefts))
         return queued
 

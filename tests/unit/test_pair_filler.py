@@ -3,7 +3,9 @@ of the real ranker, through HTTP, is in ``tests/integration/test_phased_ranking.
 
 from __future__ import annotations
 
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +74,28 @@ def test_held_is_a_look_up_without_counting_or_recency() -> None:
     assert cache.holds(["a", "c", "b"]) == [True, False, True]
     cache.put_many(["c"], np.zeros((1, 4), dtype=np.float32))  # "a" is still the least recently used
     assert cache.holds(["a", "b", "c"]) == [False, True, True]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own niceness is Linux's")
+def test_the_filler_thread_alone_runs_at_the_lower_priority() -> None:
+    """Requests' threads keep their priority: only the filler's thread is niced."""
+    seen: dict[str, int] = {}
+
+    class NiceProbe(RecordingScorer):
+        def score(self, lefts, rights, *, task="query_item"):
+            seen["filler"] = thread_nice(threading.get_native_id())
+            return super().score(lefts, rights, task=task)
+
+    filler = PairFiller(nice=7)
+    try:
+        filler.defer(NiceProbe(), "query_item", ["q"], ["a"])
+        assert filler.wait_idle(10)
+    finally:
+        filler.close()
+    assert seen["filler"] == thread_nice(threading.get_native_id()) + 7
+
+
+def thread_nice(tid: int) -> int:
+    """Field 19 of /proc/self/task/<tid>/stat (after the parenthesised name)."""
+    stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
