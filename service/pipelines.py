@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -179,14 +179,13 @@ def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument],
         runtime.pair_scores.record_query(task, HeadQuery(
             query, float(np.partition(cosines, -len(rows))[-len(rows)]), tuple(items[r].item_id for r in rows),
             tuple((items[r].item_id, items[r].text) for r in after)))
-    deferred = np.zeros(len(rows), dtype=bool)
-    if len(rows) and defer_uncached and runtime.pair_filler is not None:
-        deferred = _defer_uncached(runtime, query, [items[r].text for r in rows], task)
+    texts = [items[r].text for r in rows]
+    defer = (_deferral(runtime, query, texts, task)
+             if len(rows) and defer_uncached and runtime.pair_filler is not None else None)
+    scored, deferred = runtime.scorer.score_or_defer([query] * len(rows), texts, task=task, defer=defer)
     now = rows[~deferred]
     if len(now):
-        second = _phase_heads(runtime.scorer.score([query] * len(now), [items[r].text for r in now], task=task),
-                              card, popularity[now])
-        heads, phase = phases.merge(first, second, now)
+        heads, phase = phases.merge(first, _phase_heads(scored, card, popularity[now]), now)
     else:
         heads, phase = first, np.full(len(items), phases.FIRST, dtype=np.int64)
     score = value_scores(expected_relevance=heads.expected, ctr=heads.ctr, cvr=heads.cvr, weights=weights)
@@ -202,15 +201,16 @@ def _rank_phased(runtime: Runtime, *, query: str, items: Sequence[ItemDocument],
                                                      filtered)]
 
 
-def _defer_uncached(runtime: Runtime, query: str, texts: list[str], task: str) -> np.ndarray:
-    """A mask over the pairs due for re-scoring: the few no cache holds (``phases.deferred_rows``), handed to the
-    pair filler to score after the response."""
-    deferred = phases.deferred_rows(np.array(runtime.scorer.held([query] * len(texts), texts, task=task)),
-                                    runtime.settings.rerank_defer_max)
-    if deferred.any():
-        late = [text for text, later in zip(texts, deferred) if later]
-        runtime.pair_filler.defer(runtime.scorer, task, [query] * len(late), late)
-    return deferred
+def _deferral(runtime: Runtime, query: str, texts: list[str], task: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The rule for the pairs due for re-scoring that no cache holds: the few of a query re-scored before are
+    left in phase 1 (``phases.deferred_rows``) and handed to the pair filler to score after the response."""
+    def defer(held: np.ndarray) -> np.ndarray:
+        deferred = phases.deferred_rows(held, runtime.settings.rerank_defer_max)
+        if deferred.any():
+            late = [text for text, later in zip(texts, deferred) if later]
+            runtime.pair_filler.defer(runtime.scorer, task, [query] * len(late), late)
+        return deferred
+    return defer
 
 
 RETRIEVAL_MODES = ("dense", "lexical", "hybrid")

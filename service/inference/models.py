@@ -7,14 +7,14 @@ evaluation) is independent of whether ONNX Runtime or Triton runs the model.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from service.inference.base import InferenceBackend
-from service.inference.row_cache import RowCache, Tier, rows_through
+from service.inference.row_cache import RowCache, Tier
 from service.inference.tokenize import TextTokenizer, length_sorted_chunks
 from service.matryoshka import matryoshka_cut
 from service.ranking.ordinal import OrdinalScores, from_cumulative_logits, sigmoid
@@ -195,38 +195,57 @@ class PairScorer(_RepoModel):
         """P(y ≥ partial) floor calibrated on the validation split for this very version (``shoprank calibrate``)."""
         return float(self.card.get("calibration", {}).get("min_relevance", default))
 
-    def held(self, lefts: Sequence[str], rights: Sequence[str], *, task: str = "query_item") -> list[bool]:
-        """Whether this process's pair cache holds each pair's scores (no model call; all False without a cache).
-        The shared tier is not asked: a look-up there is a network round trip, made only for what is scored."""
-        if self.cache is None:
-            return [False] * len(lefts)
-        return self.cache.holds([(self.model_version, task, left, right) for left, right in zip(lefts, rights)])
-
     def score(self, lefts: Sequence[str], rights: Sequence[str], *, task: str = "query_item") -> PairHeads:
+        return self.score_or_defer(lefts, rights, task=task)[0]
+
+    def score_or_defer(self, lefts: Sequence[str], rights: Sequence[str], *, task: str = "query_item",
+                       defer: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[PairHeads, np.ndarray]:
+        """Heads for the pairs, except those ``defer`` leaves out, and the mask of those left out.
+
+        ``defer`` sees which pairs a cache holds (the LRU, else the shared tier: held ones cost no model call)
+        and answers which of the others not to score now (phased ranking's deferral, ``phases.deferred_rows``).
+        The heads are those of the pairs kept, in input order. Each pair is looked up once in each tier, so the
+        cache counters say what happened to it."""
         if not lefts:
             empty = np.zeros(0)
-            return PairHeads(OrdinalScores(empty, empty), empty, empty)
+            return PairHeads(OrdinalScores(empty, empty), empty, empty), np.zeros(0, dtype=bool)
         card = self.card
         prefix = card.get("task_prefixes", {}).get(task, "")
         extra_inputs = "task_id" in self.backend.model_info(self.model).input_names
         task_index = card.get("tasks", ["query_item"]).index(task) if extra_inputs else 0
-
-        def run(rows: list[int]) -> np.ndarray:
-            """The ranker's four raw outputs for these rows: relevance logits (2), engagement logits (2)."""
-            extra = {"task_id": np.full(len(rows), task_index, dtype=np.int64)} if extra_inputs else None
-            out = self._run_sorted(self.tokenizer(), [prefix + lefts[r] for r in rows], [rights[r] for r in rows],
-                                   extra)
-            return np.concatenate([out["relevance_logits"], out["engagement_logits"]], axis=1)
-
         keys = [(self.model_version, task, left, right) for left, right in zip(lefts, rights)]
-        compute = run if self.shared is None else lambda rows: self._shared_or_run(rows, keys, run)
-        cache = self.cache if self.cache is not None and self.cache.size > 0 else None
-        raw = compute(list(range(len(lefts)))) if cache is None else cache.rows(keys, compute)
-        return _heads(card, raw[:, :2], raw[:, 2:])
+        known = self._held_rows(keys)
+        held = np.array([row is not None for row in known])
+        deferred = np.zeros(len(keys), dtype=bool) if defer is None else np.asarray(defer(held), dtype=bool)
+        todo = [r for r, row in enumerate(known) if row is None and not deferred[r]]
+        if todo:
+            extra = {"task_id": np.full(len(todo), task_index, dtype=np.int64)} if extra_inputs else None
+            out = self._run_sorted(self.tokenizer(), [prefix + lefts[r] for r in todo], [rights[r] for r in todo],
+                                   extra)
+            fresh = np.concatenate([out["relevance_logits"], out["engagement_logits"]], axis=1).astype(np.float32)
+            for tier in (self.cache, self.shared):
+                if tier is not None:
+                    tier.put_many([keys[r] for r in todo], fresh)
+            for r, row in zip(todo, fresh):
+                known[r] = row
+        kept = [row for row, later in zip(known, deferred) if not later]
+        raw = np.stack(kept) if kept else np.zeros((0, 4), dtype=np.float32)
+        return _heads(card, raw[:, :2], raw[:, 2:]), deferred
 
-    def _shared_or_run(self, rows: list[int], keys: list, run) -> np.ndarray:
-        """Raw outputs for ``rows``: from the shared tier where it holds them, the rest from the model (then shared)."""
-        return rows_through(self.shared, [keys[r] for r in rows], lambda missing: run([rows[i] for i in missing]))
+    def _held_rows(self, keys: list) -> list[np.ndarray | None]:
+        """The ranker's four raw outputs per key where the LRU holds them, else the shared tier (copied into the
+        LRU); None where neither does."""
+        known = self.cache.get_many(keys) if self.cache is not None else [None] * len(keys)
+        missing = [r for r, row in enumerate(known) if row is None]
+        if self.shared is None or not missing:
+            return known
+        found = [(r, row) for r, row in zip(missing, self.shared.get_many([keys[r] for r in missing]))
+                 if row is not None]
+        if found and self.cache is not None:
+            self.cache.put_many([keys[r] for r, _ in found], np.stack([row for _, row in found]))
+        for r, row in found:
+            known[r] = row
+        return known
 
 
 class FirstPhaseScorer(_RepoModel):

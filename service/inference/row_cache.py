@@ -64,11 +64,6 @@ class RowCache:
         self._misses.inc(len(keys) - hits)
         return out
 
-    def holds(self, keys: Sequence[Hashable]) -> list[bool]:
-        """Whether each key is cached, without counting a hit or a miss or changing the recency."""
-        with self._lock:
-            return [key in self._rows for key in keys]
-
     def put_many(self, keys: Sequence[Hashable], values: np.ndarray) -> None:
         """Store one row of ``values`` per key, evicting the least recently used beyond ``size``."""
         if self.size <= 0:

@@ -7,11 +7,9 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from service.inference.pair_filler import PairFiller
-from service.inference.row_cache import pair_score_cache
 
 
 class RecordingScorer:
@@ -66,14 +64,6 @@ def test_nothing_is_queued_after_close() -> None:
     filler = PairFiller()
     filler.close()
     assert filler.defer(RecordingScorer(), "query_item", ["q"], ["a"]) == 0 and filler.pending() == 0
-
-
-def test_held_is_a_look_up_without_counting_or_recency() -> None:
-    cache = pair_score_cache(2)
-    cache.put_many(["a", "b"], np.zeros((2, 4), dtype=np.float32))
-    assert cache.holds(["a", "c", "b"]) == [True, False, True]
-    cache.put_many(["c"], np.zeros((1, 4), dtype=np.float32))  # "a" is still the least recently used
-    assert cache.holds(["a", "b", "c"]) == [False, True, True]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own niceness is Linux's")

@@ -162,3 +162,35 @@ def test_the_ranker_reads_the_shared_tier_before_running_and_shares_what_it_runs
     assert len(tier.rows) == 3  # and that one is shared now
     serving.score(["angle bracket"], ["Heat Shrink Tubing"])
     assert backend.rows == 3 and len(tier.rows) == 3  # from the LRU, the tier not asked to store it again
+
+
+def test_a_deferral_sees_what_either_tier_holds_and_each_pair_is_looked_up_once() -> None:
+    """A pair another process shared counts as held (no deferral, no model call); only the pairs neither tier
+    holds reach ``defer``'s choice, and the deferred ones are neither scored nor cached."""
+    settings = Settings(model_repo=ROOT / "model_repo", pair_cache_size=100)
+    backend = Counting(OnnxLocalBackend(settings.model_repo, intra_op_threads=1))
+    shared = DictTier()
+    scorer = make_pair_scorer(backend, settings, shared=shared)
+    titles = ["Simpson Strong-Tie 12-Gauge Angle", "Dremel Multi-Max Oscillating Tool Kit", "Heat Shrink Tubing",
+              "Cordless Drill Driver Kit"]
+    other = make_pair_scorer(OnnxLocalBackend(settings.model_repo, intra_op_threads=1), settings, shared=shared)
+    reference = other.score(["angle bracket"] * 4, titles)  # another replica scores all four, sharing them
+    scorer.score(["angle bracket"], titles[:1])  # this one holds the first in its LRU
+    assert backend.rows == 0
+    del shared.rows[next(key for key in shared.rows if key[3] == titles[3])]  # the fourth: held by no tier
+    hits, misses = counters()
+    seen: list[list[bool]] = []
+
+    def defer(held: np.ndarray) -> np.ndarray:
+        seen.append(held.tolist())
+        return ~held
+
+    heads, deferred = scorer.score_or_defer(["angle bracket"] * 4, titles, defer=defer)
+    assert seen == [[True, True, True, False]] and deferred.tolist() == [False, False, False, True]
+    assert backend.rows == 0 and counters() == (hits + 1, misses + 3)
+    np.testing.assert_array_equal(heads.relevance.expected, reference.relevance.expected[:3])
+    heads, deferred = scorer.score_or_defer(["angle bracket"] * 4, titles, defer=lambda held: np.zeros(4, bool))
+    assert backend.rows == 1 and not deferred.any() and counters() == (hits + 4, misses + 4)  # 3 now in the LRU
+    np.testing.assert_array_equal(heads.relevance.expected[:3], reference.relevance.expected[:3])
+    # the fourth ran alone: the int8 ranker's activation ranges are per batch, so a few thousandths apart
+    np.testing.assert_allclose(heads.relevance.expected[3], reference.relevance.expected[3], atol=0.02)
