@@ -19,8 +19,10 @@ class RecordingScorer:
         self.batches: list[tuple[str, list[tuple[str, str]]]] = []
         self.fail = fail
         self.gate = gate
+        self.entered = threading.Event()  # set once the filler's thread is inside ``score``
 
     def score(self, lefts, rights, *, task="query_item"):
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(10)
         self.batches.append((task, list(zip(lefts, rights))))
@@ -37,7 +39,9 @@ def filler():
 
 def test_deferred_pairs_are_scored_once_in_batches_of_one_scorer_and_task(filler) -> None:
     gate = threading.Event()
-    scorer = RecordingScorer(gate=gate)
+    blocker = RecordingScorer(gate=gate)  # holds the thread, so the pairs below stay queued while deferred
+    assert filler.defer(blocker, "query_item", ["w"], ["z"]) == 1 and blocker.entered.wait(10)
+    scorer = RecordingScorer()
     assert filler.defer(scorer, "query_item", ["q"] * 2, ["a", "b"]) == 2
     assert filler.defer(scorer, "query_item", ["q", "q"], ["b", "c"]) == 1  # (q, b) is already pending
     assert filler.defer(scorer, "item_item", ["x"], ["y"]) == 1
