@@ -246,6 +246,7 @@ class RankingSettings(BaseModel):
     # (visible p99 +100-400 ms at 300 updates/s); for a worker with cores of its own (docs/indexing.md, 2026-12-06)
     pair_warming: bool = False
     pair_score_ttl_s: int = Field(86_400, ge=0)
+    pair_shared_retry_s: float = Field(5.0, ge=0)  # after a Redis error the shared scores are skipped this long
     pair_warm_queries: int = Field(1000, ge=1)
     pair_warm_margin: float | None = Field(None, ge=0, le=2)  # None: no newcomer rule (docs/indexing.md, 2026-12-06)
     pair_warm_max_pairs: int = Field(128, ge=0)

@@ -731,11 +731,13 @@ def run_cell(name, round_n, rate, reads, args, traffic, producer, settings, api_
                                      / max(1.0, age_n), 1),
         "cpu_s": cpu, "api_threads_cpu_s": api_threads, "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "cache_hit_rate": {name: hit_rate(api_after, api_before, name) for name in ("embedding", "pair")},
-        # ranker pairs the API computed on the request path (missed by its LRU and the shared tier, less what its pair
-        # filler scored after a response), the pairs ranks deferred to the filler, and `indexer recommend` warmed
+        # ranker pairs the API computed on the request path (missed by its LRU and the shared tier, less the misses of
+        # the pairs ranks deferred, each a miss once on the request and once in the pair filler that scored it after
+        # the response), the pairs ranks deferred to the filler, and those `indexer recommend` warmed
         "pairs_computed_on_read": delta(api_after, api_before, "shoprank_pair_cache_misses_total")
                                   - delta(api_after, api_before, "shoprank_pair_shared_hits_total")
-                                  - delta(api_after, api_before, "shoprank_pair_fill_pairs_total"),
+                                  - delta(api_after, api_before, "shoprank_pair_fill_pairs_total")
+                                  - delta(api_after, api_before, "shoprank_rerank_deferred_pairs_total"),
         "pairs_deferred": delta(api_after, api_before, "shoprank_rerank_deferred_pairs_total"),
         "pairs_warmed": delta(rec_after, rec_before, "shoprank_pair_warm_pairs_total") if recommend_port else None,
         "api_gc_pauses": {gen: {"n": delta(api_after, api_before, f'shoprank_gc_pause_seconds_count{{generation="{gen}"}}'),

@@ -22,7 +22,9 @@ Keys (under ``settings.redis_prefix``):
 - ``headq-info:<task>`` hash: query → ``{"bar": entry bar, "ids": the re-scored item ids, "next": [[id, text],
   ...] of the first phase's next few}`` (trimmed with the set).
 
-A cache must not fail a request: a Redis error reads as "nothing shared" and is counted, the caller computes.
+A cache must not fail a request: a Redis error reads as "nothing shared" and is counted, the caller computes. It
+must not slow one either: after an error the shared scores are not asked for ``pair_shared_retry_s`` (every look-up
+would otherwise wait for a refused or timed-out connection), then the next call tries again.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ SHARED_MISSES = Counter("shoprank_pair_shared_misses", "Ranker pair scores neith
                         registry=INFERENCE_REGISTRY)
 SHARED_ERRORS = Counter("shoprank_pair_shared_errors", "Shared pair-score reads or writes Redis did not answer",
                         registry=INFERENCE_REGISTRY)
+SHARED_SKIPPED = Counter("shoprank_pair_shared_skipped", "Shared pair-score look-ups and writes not tried: Redis "
+                         "failed less than pair_shared_retry_s ago", registry=INFERENCE_REGISTRY)
 
 OUTPUTS = 4  # two cumulative relevance logits, CTR and CVR logits (PairScorer's raw row)
 
@@ -104,17 +108,20 @@ class RedisPairScores:
         self._pending: dict[str, dict[str, HeadQuery]] = {}  # task → query → its newest record
         self._lock = threading.Lock()
         self._last_flush = 0.0
+        self._retry_s = settings.pair_shared_retry_s
+        self._down_until = 0.0  # monotonic time before which the shared scores are not asked for
 
     # --- the shared scores (PairScorer's second tier)
     def get_many(self, keys: Sequence[Sequence[Hashable]]) -> list[np.ndarray | None]:
         """The raw outputs per pair key, None where Redis holds none (or does not answer)."""
         if not keys:
             return []
+        if self._skipping(len(keys)):
+            return [None] * len(keys)
         try:
             raw = self._redis.mget([f"{self._prefix}pair:{pair_key(k)}" for k in keys])
         except redis.RedisError as exc:
-            SHARED_ERRORS.inc()
-            log.debug("shared pair scores unreadable: %s", exc)
+            self._failed("unreadable", exc)
             return [None] * len(keys)
         out = [None if r is None or len(r) != 4 * OUTPUTS else np.frombuffer(r, dtype=np.float32) for r in raw]
         hits = sum(v is not None for v in out)
@@ -124,7 +131,7 @@ class RedisPairScores:
 
     def put_many(self, keys: Sequence[Sequence[Hashable]], values: np.ndarray) -> None:
         """Share these raw outputs (one row per key) for ``pair_score_ttl_s``."""
-        if not keys:
+        if not keys or self._skipping(len(keys)):
             return
         pipe = self._redis.pipeline(transaction=False)
         for key, row in zip(keys, np.asarray(values, dtype=np.float32)):
@@ -132,8 +139,20 @@ class RedisPairScores:
         try:
             pipe.execute()
         except redis.RedisError as exc:
-            SHARED_ERRORS.inc()
-            log.debug("shared pair scores not written: %s", exc)
+            self._failed("not written", exc)
+
+    def _skipping(self, pairs: int) -> bool:
+        """Whether Redis failed too recently to be asked again (a small circuit breaker, by hand: redis-py retries
+        a call but does not remember that the last one failed)."""
+        if time.monotonic() >= self._down_until:
+            return False
+        SHARED_SKIPPED.inc(pairs)
+        return True
+
+    def _failed(self, what: str, exc: redis.RedisError) -> None:
+        SHARED_ERRORS.inc()
+        self._down_until = time.monotonic() + self._retry_s
+        log.warning("shared pair scores %s (%s); not asked for the next %.0f s", what, exc, self._retry_s)
 
     # --- the head-query log
     def record_query(self, task: str, head: HeadQuery) -> None:

@@ -83,7 +83,7 @@ def test_changed_items_are_scored_for_the_head_query_before_the_search_that_meet
         assert missed >= 1 and counter("pair_shared_hits") - shared_hits == missed  # none computed by the API
 
 
-def test_the_head_query_log_keeps_the_newest_and_a_dead_redis_reads_as_nothing(redis_url) -> None:
+def test_the_head_query_log_keeps_the_newest_and_a_dead_redis_reads_as_nothing_and_is_not_asked_again_at_once(redis_url) -> None:
     prefix = f"hq-{time.time_ns()}:"
     scores = RedisPairScores(Settings(redis_url=redis_url, redis_prefix=prefix, pair_warm_queries=3, pair_warming=True),
                              flush_every_s=0)
@@ -104,8 +104,16 @@ def test_the_head_query_log_keeps_the_newest_and_a_dead_redis_reads_as_nothing(r
     assert scores.get_many([("ranker:1", "query_item", "q", "t"), ("ranker:1", "query_item", "q", "u")])[1] is None
     scores.close()
 
-    dead = RedisPairScores(Settings(redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.2))
-    assert dead.get_many([("ranker:1", "query_item", "q", "t")]) == [None]  # a cache never fails a request
-    dead.put_many([("ranker:1", "query_item", "q", "t")], np.ones((1, 4), dtype=np.float32))
+    pair = ("ranker:1", "query_item", "q", "t")
+    dead = RedisPairScores(Settings(redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.2, pair_shared_retry_s=3600))
+    errors, skipped = counter("pair_shared_errors"), counter("pair_shared_skipped")
+    assert dead.get_many([pair]) == [None]  # a cache never fails a request
+    assert counter("pair_shared_errors") == errors + 1
+    dead.put_many([pair], np.ones((1, 4), dtype=np.float32))  # nor waits again for a Redis that just failed
+    assert dead.get_many([pair, pair]) == [None, None]
+    assert counter("pair_shared_errors") == errors + 1 and counter("pair_shared_skipped") == skipped + 3
+    retrying = RedisPairScores(Settings(redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.2, pair_shared_retry_s=0))
+    assert retrying.get_many([pair]) == [None] and retrying.get_many([pair]) == [None]
+    assert counter("pair_shared_errors") == errors + 3  # the window over, each call asks again
     dead.record_query("query_item", HeadQuery("q", 0.5))
     assert dead.head_queries("query_item") is None
