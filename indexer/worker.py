@@ -4,7 +4,8 @@ One ``IndexerWorker`` is one member of the consumer group; start more (processes
 and Kafka spreads the partitions over them. The loop blocks in ``poll`` at most until the
 open batch is due, so a record waits at most ``indexer_batch_max_wait_s`` before its batch is
 applied. A failing dependency (Redis, the broker) is retried with back-off on the same batch —
-the apply is idempotent — and the worker exits after ``max_apply_attempts`` so a supervisor
+the apply is idempotent, and the dead letters' flush sends again only the letters the broker did
+not take — and the worker exits after ``max_apply_attempts`` of either step so a supervisor
 restarts it from the last committed offsets. A commit the broker cannot take is not a reason to
 exit: the batch is already durable, so its offsets ride along with the next commit.
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from kafka.errors import CommitFailedError, KafkaError
 
@@ -27,6 +30,8 @@ from service.settings import Settings
 from service.store.base import ItemStore
 from service.stream.events import EventLimits, InvalidEvent, decode_event
 from service.versioned_apply import ApplyResult
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +124,25 @@ class IndexerWorker:
         batch = self.batcher.drain()
         if not batch.consumed:
             return {}
-        result = self._apply_with_retries(batch) if batch.events else None
-        self.dead_letters.flush(timeout_s=self.settings.kafka_request_timeout_ms / 1000)
+        result = self._with_retries("apply", lambda: apply_batch(batch, store=self.store, encoder=self.encoder,
+                                                                sink=self.sink)) if batch.events else None
+        timeout_s = self.settings.kafka_request_timeout_ms / 1000
+        self._with_retries("dead-letter flush", lambda: self.dead_letters.flush(timeout_s=timeout_s))
         self.applied_batches += 1
         self._record(batch, result)
         return batch.next_offsets
 
-    def _apply_with_retries(self, batch) -> ApplyResult:
+    def _with_retries(self, what: str, step: Callable[[], T]) -> T:
+        """Run one step of making a batch durable, again with backoff while Redis or the broker is away (about
+        12 s over ``max_apply_attempts``); past that the error ends the worker and the batch is re-delivered."""
         for attempt in range(1, self.max_apply_attempts + 1):
             try:
-                return apply_batch(batch, store=self.store, encoder=self.encoder, sink=self.sink)
+                return step()
             except (DependencyUnavailable, KafkaError) as exc:
                 if attempt == self.max_apply_attempts:
                     raise
                 delay_s = min(10.0, 0.2 * 2 ** attempt)
-                log.warning("apply failed (%s); retrying the same batch in %.1fs", exc, delay_s)
+                log.warning("%s failed (%s); retrying the same batch in %.1fs", what, exc, delay_s)
                 time.sleep(delay_s)
         raise AssertionError("unreachable")
 

@@ -8,7 +8,9 @@ worker runs beside it. Meanwhile:
   connection and refuses new ones for a few seconds, then accepts again. Tansu keeps its data in memory,
   so a real broker restart would lose its topics; the cut is what the clients see of one;
 - **the broker hangs**: SIGSTOP, then SIGCONT;
-- **Triton stops and starts** (its own test) under an API and an indexer that both infer through it.
+- **Triton stops and starts** (its own test) under an API and an indexer that both infer through it;
+- **dead letters meet a broker cut** (their own test): the flush fails, the letter stays pending, and
+  flushing again once the broker is back delivers it.
 
 Every write must be answered 202 (acknowledged: the event is in the broker) or 503 (refused with a reason);
 never a 5xx of another kind, and never a 202 whose item does not become searchable after recovery. Nothing
@@ -23,8 +25,13 @@ import time
 from typing import Self
 
 import pytest
+from kafka.errors import KafkaError
 
+from indexer.consumer import make_producer
+from indexer.dead_letter import DeadLetters
 from service.api.app import create_app
+from service.settings import Settings
+from service.stream.topics import ensure_topics
 from tests.conftest import serving
 from tests.integration.nrt_helpers import nrt_settings, read_topic, running_indexer
 from tests.integration.servers import DurableRedis, free_port, tansu_broker
@@ -129,6 +136,57 @@ def test_acknowledged_writes_survive_redis_restart_broker_cut_and_hang(model_rep
     finally:
         proxy.close()
         redis.close()
+
+
+def test_dead_letters_taken_while_the_broker_is_cut_off_reach_their_topic_once_it_is_back() -> None:
+    """The indexer's dead-letter flush fails while the broker is away; flushing again after it is back (what
+    the worker's in-place retry does) delivers the letter the broker did not take, once, and the one it had
+    taken before the cut is still there. (A send that fails outright is sent again by the next flush:
+    ``tests/unit/test_dead_letters.py``.)"""
+    proxy_port, broker_port = free_port(), free_port()
+    proxy = TcpProxy(proxy_port, ("127.0.0.1", broker_port)).start()
+    try:
+        with tansu_broker(port=broker_port, advertised_port=proxy_port) as broker:
+            settings = Settings(_env_file=None, kafka_bootstrap=broker, kafka_request_timeout_ms=1000,
+                                kafka_dlq_topic=f"dlq-{time.time_ns()}")
+            ensure_topics(settings)
+            producer = make_producer(settings, client_id="dead-letters-outage")  # the indexer's producer
+            sent: list[bytes] = []
+            send = producer.send
+            producer.send = lambda topic, **letter: sent.append(letter["key"]) or send(topic, **letter)
+            letters = DeadLetters(producer, topic=settings.kafka_dlq_topic)
+
+            def letter(n: int) -> dict:
+                return {"key": f"bad-{n}".encode(), "value": b"\xff not json", "reason": "undecodable",
+                        "detail": "test", "source_topic": settings.kafka_topic, "source_partition": 0,
+                        "source_offset": n}
+
+            letters.send(**letter(0))
+            letters.flush(timeout_s=10)  # before the cut: connected, metadata known
+            proxy.cut()
+            letters.send(**letter(1))
+            with pytest.raises(KafkaError):
+                letters.flush(timeout_s=1)
+            assert letters.pending == 1
+            proxy.restore()
+            restored, flushes = time.monotonic(), 1
+            while True:
+                try:
+                    letters.flush(timeout_s=2)
+                    break
+                except KafkaError:
+                    assert time.monotonic() < restored + 60, "the dead letter never reached the broker after the cut"
+                    flushes += 1
+                    time.sleep(0.5)
+            assert letters.pending == 0
+            print(f"dead letter delivered {time.monotonic() - restored:.2f} s after the broker was back, "
+                  f"flush {flushes} after the restore, sends {sent}")
+            producer.close()
+            dead = read_topic(settings, settings.kafka_dlq_topic)
+            assert sorted(rec.key for rec in dead) == sorted(sent) == [b"bad-0", b"bad-1"]
+            assert all(dict(rec.headers)["reason"] == b"undecodable" for rec in dead)
+    finally:
+        proxy.close()
 
 
 def test_acknowledged_writes_survive_triton_stop_and_start(kafka_bootstrap, redis_url, triton, triton_repo,

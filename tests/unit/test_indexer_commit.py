@@ -1,4 +1,5 @@
-"""A commit the broker cannot take does not stop the indexer: the offsets go with the next commit.
+"""A commit the broker cannot take does not stop the indexer: the offsets go with the next commit; a dead-letter
+flush it cannot take is retried in place, like the apply, before any offset commits.
 
 The apply has already made the batch durable when the commit runs, so a lost commit only means
 re-delivery (which the versioned apply drops). The broker-cut outage test shows it end to end
@@ -7,8 +8,9 @@ against Tansu; this pins the bookkeeping with a stand-in consumer.
 
 from __future__ import annotations
 
+import pytest
 from kafka import TopicPartition
-from kafka.errors import CommitFailedError, KafkaConnectionError
+from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
 
 from indexer.worker import IndexerWorker
 from service.settings import Settings
@@ -71,3 +73,36 @@ def test_a_commit_refused_after_a_rebalance_is_not_retried() -> None:
     worker.flush()
     worker.flush()
     assert consumer.committed == [{("items", 0): 11}] and worker.failed_commits == 0
+
+
+class FlakyDeadLetters:
+    """Each flush raises the next error in ``failures`` (none left: acknowledged)."""
+
+    def __init__(self, failures: list) -> None:
+        self.failures = failures
+        self.flushes = 0
+
+    def flush(self, *, timeout_s: float) -> None:
+        self.flushes += 1
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+def dead_lettering_worker(letters: FlakyDeadLetters, *, attempts: int = 6) -> IndexerWorker:
+    worker = IndexerWorker(settings=Settings(_env_file=None), consumer=None, store=None, encoder=None, sink=None,
+                           dead_letters=letters, max_apply_attempts=attempts)
+    worker.batcher.skip(topic="items", partition=0, offset=41)  # a dead-lettered record: nothing to apply
+    return worker
+
+
+def test_a_dead_letter_flush_the_broker_refuses_is_retried_in_place_before_its_offsets_commit() -> None:
+    letters = FlakyDeadLetters([KafkaTimeoutError("broker cut"), KafkaConnectionError("broker cut")])
+    assert dead_lettering_worker(letters).make_durable() == {("items", 0): 42}
+    assert letters.flushes == 3
+
+
+def test_a_broker_away_longer_than_the_retries_ends_the_worker_with_nothing_committed() -> None:
+    letters = FlakyDeadLetters([KafkaTimeoutError("broker cut")] * 2)
+    with pytest.raises(KafkaTimeoutError):
+        dead_lettering_worker(letters, attempts=2).make_durable()  # a supervisor restarts it; re-delivery
+    assert letters.flushes == 2
