@@ -4,10 +4,11 @@ The value is the original bytes and the key the original key, so a fixed record 
 replayed as-is; headers say why (``reason``: a short code, ``detail``: the message) and
 where it came from (``source_topic``, ``source_partition``, ``source_offset``). Sends are
 asynchronous; ``flush`` is called before the batch that covers them commits its offsets,
-so a dead-lettered record is never lost between the two topics. A letter the broker did not
-take stays pending and the next ``flush`` sends it again, so the worker retries the flush in
-place through a broker outage instead of exiting (a letter can then reach the topic twice;
-its ``source_*`` headers identify it).
+so a dead-lettered record is never lost between the two topics. A letter the broker has not
+acknowledged stays pending: the next ``flush`` waits again for one still in flight and sends
+again one whose send failed, so the worker retries the flush in place through a broker outage
+instead of exiting (a failed send the broker did write reaches the topic twice; its
+``source_*`` headers identify it).
 """
 
 from __future__ import annotations

@@ -115,5 +115,6 @@ def test_the_head_query_log_keeps_the_newest_and_a_dead_redis_reads_as_nothing_a
     retrying = RedisPairScores(Settings(redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.2, pair_shared_retry_s=0))
     assert retrying.get_many([pair]) == [None] and retrying.get_many([pair]) == [None]
     assert counter("pair_shared_errors") == errors + 3  # the window over, each call asks again
+    retrying.close()
     dead.record_query("query_item", HeadQuery("q", 0.5))
     assert dead.head_queries("query_item") is None
